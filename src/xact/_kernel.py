@@ -40,6 +40,10 @@ from types import ModuleType
 from ._namespace import Array, get_device
 
 
+CUTOFF = 1000.0
+"""exp(-CUTOFF) underflows to 0 in float64 and every narrower dtype."""
+
+
 @dataclass(frozen=True)
 class Shifted:
     """Per-element and per-slice pieces of the shifted exponentials.
@@ -73,12 +77,18 @@ def shifted(xp: ModuleType, x: Array, axes: tuple[int, ...]) -> Shifted:
     m = xp.max(x, axis=axes, keepdims=True)
     m_fin = xp.where(xp.isfinite(m), m, zero)
     # The shift subtracted from the non-maximum entries: m itself where finite
-    # or +inf (then every other entry becomes -inf), 0 for a massless slice
-    # (its entries are all -inf already) and +inf for a NaN slice (so that
-    # finite entries cannot overflow; the NaN entries stay NaN).
-    m_shift = xp.where(m == -inf, zero, xp.where(xp.isnan(m), inf, m))
+    # or +inf (then every other entry becomes -inf), NaN for a NaN slice
+    # (quiet NaN arithmetic raises nothing) and 0 for a massless slice (its
+    # entries are all -inf already).
+    m_shift = xp.where(m == -inf, zero, m)
     is_max = x == m
-    d = xp.where(is_max, -inf, x) - m_shift
+    # Entries more than CUTOFF below the maximum have exp(x - m) == 0 in any
+    # dtype; making them -inf keeps x - m from overflowing (1e308 - -1e308).
+    # The test is exact enough: if m - CUTOFF rounds, it rounds within one
+    # ulp of m, and entries that close to m are below it by > CUTOFF anyway
+    # only when ulp(m) > CUTOFF.
+    dead = is_max | (x < m_shift - CUTOFF)
+    d = xp.where(dead, -inf, x) - m_shift
     # TwoSum(a, -m_fin) on finite operands only: a = x where d is finite.
     a = xp.where(d > -inf, x, m_fin)
     s = a - m_fin

@@ -207,6 +207,26 @@ def compute_dtype(
     raise TypeError(msg)
 
 
+def runs_numpy_kernels(xp: ModuleType) -> bool:
+    """True for namespaces whose elementwise kernels are NumPy's on the host."""
+    return bool(is_numpy_namespace(xp) or is_dask_namespace(xp) or xp.__name__ == "array_api_strict")
+
+
+def elementwise_dtype(xp: ModuleType, dtype: Any) -> Any:
+    """Compute dtype for the elementwise transcendental functions.
+
+    NumPy's float32 ``exp`` and ``log1p`` are vectorised approximations with
+    errors up to about 1.6 ULP, which leaves no room for the rounding of
+    the formulas around them; its float64 ones are accurate to well under
+    1 ULP. On host NumPy kernels float32 therefore computes in float64 and
+    rounds once at the end (other backends' float32 kernels are good enough
+    and a GPU would pay for float64).
+    """
+    if dtype == xp.float32 and runs_numpy_kernels(xp):
+        return xp.float64
+    return dtype
+
+
 def to_compute(xp: ModuleType, x: Array, dtype: Any) -> Array:
     """Cast ``x`` to ``dtype`` without copying when it already has it."""
     if x.dtype == dtype:
@@ -267,7 +287,7 @@ def broadcast_to_x(
     """
     try:
         shape = xp.broadcast_shapes(tuple(x.shape), tuple(other.shape))
-    except (ValueError, TypeError, AttributeError):
+    except Exception:  # noqa: BLE001 - torch raises RuntimeError, others ValueError
         try:
             shape = _broadcast_shapes(tuple(x.shape), tuple(other.shape))
         except ValueError:

@@ -24,7 +24,14 @@ from __future__ import annotations
 from types import ModuleType
 
 from ._kernel import const
-from ._namespace import Array, as_arrays, compute_dtype, to_compute, validate_positive
+from ._namespace import (
+    Array,
+    as_arrays,
+    compute_dtype,
+    elementwise_dtype,
+    to_compute,
+    validate_positive,
+)
 
 __all__ = ["log_sigmoid", "sigmoid", "softplus"]
 
@@ -32,7 +39,7 @@ __all__ = ["log_sigmoid", "sigmoid", "softplus"]
 def _prepare(func: str, x: Array, xp: ModuleType | None) -> tuple[ModuleType, Array, object]:
     xp, (x,) = as_arrays(func, [("x", x)], xp)
     ct, rt = compute_dtype(xp, x, func)
-    return xp, to_compute(xp, x, ct), rt
+    return xp, to_compute(xp, x, elementwise_dtype(xp, ct)), rt
 
 
 def _neg_abs(xp: ModuleType, x: Array, pos: Array) -> Array:
