@@ -71,14 +71,16 @@ def sigmoid(x: Array, /, *, xp: ModuleType | None = None) -> Array:
     Notes
     -----
     ``sigmoid(inf) = 1``, ``sigmoid(-inf) = 0``, NaN stays NaN. The gradient
-    is :math:`\sigma(x)(1 - \sigma(x))` everywhere, 0.25 at 0.
+    is :math:`\sigma(x)(1 - \sigma(x))` everywhere, 0.25 at 0. Results in the
+    subnormal range are kept where the backend keeps subnormals (NumPy,
+    PyTorch); XLA on the CPU flushes them to 0 under JAX.
 
     Examples
     --------
     >>> import numpy as np
     >>> import xact
     >>> xact.sigmoid(np.asarray([2.0, 0.0, -720.0]))
-    array([8.80797078e-001, 5.00000000e-001, 1.79878963e-313])
+    array([8.80797078e-001, 5.00000000e-001, 2.03223080e-313])
     """
     xp, x, rt = _prepare("sigmoid", x, xp)
     pos = x >= 0
