@@ -217,7 +217,7 @@ def implementations() -> dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]
         "softmax": lambda a: sc.softmax(a, axis=-1),
         "sigmoid": sc.expit,
         "log_sigmoid": sc.log_expit,
-        "softplus": lambda a: np.logaddexp(0, a),
+        "softplus": getattr(sc, "softplus", lambda a: np.logaddexp(0, a)),
     }
     try:
         import torch

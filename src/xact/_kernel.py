@@ -54,15 +54,27 @@ class Shifted:
     m: Array
     """The slice maximum: NaN if the slice has a NaN, -inf if it has no mass."""
     m_fin: Array
-    """``m`` where finite, else 0: the shift that is added back."""
+    """``m`` where finite or NaN, 0 where infinite: the shift added back."""
     is_max: Array
-    """Entries equal to the maximum (all entries of a massless slice)."""
+    """Entries equal to ``m`` (all entries of a massless slice)."""
+    alive: Array
+    """Entries of a finite slice within CUTOFF of its maximum: the only ones
+    whose exponential is computed (the maximum entries included)."""
     d: Array
-    """``fl(x - m)`` for entries below the maximum, -inf elsewhere."""
+    """``fl(x - m)`` for the alive entries (exactly 0 at the maximum, but
+    with the derivative of ``x - m``), -inf elsewhere."""
     e: Array
-    """The rounding error of ``d`` (0 where ``d`` is not finite)."""
+    """The rounding error of ``d``: ``x - m == d + e`` exactly."""
     t: Array
-    """``exp(d) * (1 + e)``: the shifted exponential, 0 at the maximum."""
+    """``exp(d) * (1 + e)``: the shifted exponential (1 at the maximum)."""
+    n_max: Array
+    """``k``: the number of maximum entries, as floats."""
+    rest: Array
+    """``r``: the sum of ``t`` over the entries below the maximum."""
+
+    def log_total(self, xp: ModuleType) -> Array:
+        """``log(k + r) = log1p((k - 1) + r)``, without adding the 1 in."""
+        return xp.log1p((self.n_max - 1) + self.rest)
 
 
 def const(xp: ModuleType, value: float, like: Array) -> Array:
@@ -73,31 +85,24 @@ def const(xp: ModuleType, value: float, like: Array) -> Array:
 def shifted(xp: ModuleType, x: Array, axes: tuple[int, ...]) -> Shifted:
     """Compute the shared kernel for ``x`` (already masked with -inf)."""
     zero = const(xp, 0.0, x)
-    inf = const(xp, float("inf"), x)
     m = xp.max(x, axis=axes, keepdims=True)
-    m_fin = xp.where(xp.isfinite(m), m, zero)
-    # The shift subtracted from the non-maximum entries: m itself where finite
-    # or +inf (then every other entry becomes -inf), NaN for a NaN slice
-    # (quiet NaN arithmetic raises nothing) and 0 for a massless slice (its
-    # entries are all -inf already).
-    m_shift = xp.where(m == -inf, zero, m)
+    # NaN stays NaN here and spreads quietly through the slice's arithmetic;
+    # +inf and -inf slices are shifted by 0 and fixed by the callers.
+    m_fin = xp.where(xp.isinf(m), zero, m)
     is_max = x == m
     # Entries more than CUTOFF below the maximum have exp(x - m) == 0 in any
-    # dtype; making them -inf keeps x - m from overflowing (1e308 - -1e308).
-    # The test is exact enough: if m - CUTOFF rounds, it rounds within one
-    # ulp of m, and entries that close to m are below it by > CUTOFF anyway
-    # only when ulp(m) > CUTOFF.
-    dead = is_max | (x < m_shift - CUTOFF)
-    d = xp.where(dead, -inf, x) - m_shift
-    # TwoSum(a, -m_fin) on finite operands only: a = x where d is finite.
-    a = xp.where(d > -inf, x, m_fin)
+    # dtype; leaving them out keeps x - m from overflowing (1e308 - -1e308)
+    # and excludes -inf. If m - CUTOFF rounds, the entries it misjudges are
+    # below m by about CUTOFF anyway. Slices with an infinite or NaN maximum
+    # have no alive entry.
+    alive = (x >= m_fin - CUTOFF) & xp.isfinite(m)
+    # TwoSum(a, -m_fin) on finite operands: x - m_fin == s + e exactly.
+    a = xp.where(alive, x, m_fin)
     s = a - m_fin
     bb = s - a
     e = (a - (s - bb)) - (m_fin + bb)
+    d = xp.where(alive, s, const(xp, float("-inf"), x))
     t = xp.exp(d) * (1 + e)
-    return Shifted(m=m, m_fin=m_fin, is_max=is_max, d=d, e=e, t=t)
-
-
-def count(xp: ModuleType, mask: Array, axes: tuple[int, ...], dtype: object) -> Array:
-    """Number of True entries of ``mask`` along ``axes`` as floats (keepdims)."""
-    return xp.sum(xp.astype(mask, dtype), axis=axes, keepdims=True)
+    n_max = xp.sum(xp.astype(is_max, x.dtype), axis=axes, keepdims=True)
+    rest = xp.sum(xp.where(is_max, zero, t), axis=axes, keepdims=True)
+    return Shifted(m=m, m_fin=m_fin, is_max=is_max, alive=alive, d=d, e=e, t=t, n_max=n_max, rest=rest)

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Literal, overload
 
 from ._complex import logsumexp_complex
-from ._kernel import const, count, shifted
+from ._kernel import const, shifted
 from ._namespace import (
     Array,
     AxisLike,
@@ -179,12 +179,8 @@ def logsumexp(
             return lse, xp.zeros(shape, dtype=rt, device=get_device(x))
         return lse
     k = shifted(xp, xc, axes)
-    n_max = count(xp, k.is_max, axes, ct)
-    s = (n_max - 1) + xp.sum(k.t, axis=axes, keepdims=True)
     inf = const(xp, float("inf"), xc)
-    lse = xp.where(
-        k.m == inf, inf, xp.where(k.m == -inf, -inf, k.m_fin + xp.log1p(s))
-    )
+    lse = xp.where(k.m == inf, inf, xp.where(k.m == -inf, -inf, k.m_fin + k.log_total(xp)))
     lse = to_compute(xp, _squeeze(xp, lse, axes, keepdims), rt)
     if return_sign:
         one, zero = const(xp, 1.0, lse), const(xp, 0.0, lse)
@@ -220,10 +216,12 @@ def _softmax(xp: ModuleType, xc: Array, axes: tuple[int, ...]) -> Array:
     if is_empty_along(tuple(xc.shape), axes):
         return xp.zeros(xc.shape, dtype=xc.dtype, device=get_device(xc))
     k = shifted(xp, xc, axes)
-    total = count(xp, k.is_max, axes, xc.dtype) + xp.sum(k.t, axis=axes, keepdims=True)
-    # The maximum entries have numerator 1, except in a massless slice.
-    top = xp.where(k.m == -const(xp, float("inf"), xc), const(xp, 0.0, xc), const(xp, 1.0, xc))
-    return xp.where(k.is_max, top, k.t) / total
+    zero = const(xp, 0.0, xc)
+    # Outside finite slices: +inf entries share the mass, a massless slice
+    # has none (NaN slices get NaN from the total).
+    top = xp.where(k.m == const(xp, float("inf"), xc), const(xp, 1.0, xc), zero)
+    num = xp.where(k.alive, k.t, xp.where(k.is_max, top, zero))
+    return num / (k.n_max + k.rest)
 
 
 def softmax(
@@ -396,9 +394,11 @@ def log_softmax(
     if is_empty_along(tuple(xc.shape), axes):
         return to_compute(xp, xc, rt)
     k = shifted(xp, xc, axes)
-    n_max = count(xp, k.is_max, axes, xc.dtype)
-    lg = xp.log1p((n_max - 1) + xp.sum(k.t, axis=axes, keepdims=True))
+    lg = k.log_total(xp)
     neg_inf = const(xp, float("-inf"), xc)
+    # Outside finite slices: the k +inf entries get -log(k), a massless
+    # slice -inf, and a NaN slice NaN (m_fin is NaN there, else finite).
     top = xp.where(k.m == neg_inf, neg_inf, -lg)
-    out = xp.where(k.is_max, top, (k.d - lg) + k.e)
+    fill = neg_inf + 0 * k.m_fin
+    out = xp.where(k.alive, (k.d - lg) + k.e, xp.where(k.is_max, top, fill))
     return to_compute(xp, out, rt)

@@ -112,7 +112,7 @@ def logsumexp_weighted(
     # that an infinite weight there is not multiplied by 0).
     bl = xp.where(xm > neg_inf, bc, zero)
     big_b = xp.sum(xp.where(k.is_max, bl, zero), axis=axes, keepdims=True)
-    rest = xp.sum(bl * k.t, axis=axes, keepdims=True)
+    rest = xp.sum(xp.where(k.is_max, zero, bl * k.t), axis=axes, keepdims=True)
     b_zero = big_b == 0
     u = rest / xp.where(b_zero, const(xp, 1.0, big_b), big_b)
     above = u > -1
