@@ -19,7 +19,7 @@ from ._namespace import (
     Array,
     AxisLike,
     get_device,
-    is_empty_along,
+    has_zero_size,
     normalize_axis,
     reduced_shape,
 )
@@ -43,7 +43,7 @@ def logsumexp_complex(
 ) -> Array | tuple[Array, Array]:
     axes = normalize_axis(axis, x.ndim, FUNC)
     real_dtype = xp.float64 if x.dtype == xp.complex128 else xp.float32
-    if is_empty_along(tuple(x.shape), axes):
+    if has_zero_size(x):
         shape = reduced_shape(tuple(x.shape), axes, keepdims)
         dev = get_device(x)
         if return_sign:

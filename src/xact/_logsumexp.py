@@ -24,7 +24,7 @@ from ._namespace import (
     broadcast_to_x,
     compute_dtype,
     get_device,
-    is_empty_along,
+    has_zero_size,
     normalize_axis,
     reduced_shape,
     to_compute,
@@ -172,7 +172,7 @@ def logsumexp(
     axes = normalize_axis(axis, x.ndim, func)
     xc = to_compute(xp, x, ct)
     xc, _ = _masked(xp, xc, where, func)
-    if is_empty_along(tuple(xc.shape), axes):
+    if has_zero_size(xc):
         shape = reduced_shape(tuple(xc.shape), axes, keepdims)
         lse = xp.full(shape, float("-inf"), dtype=rt, device=get_device(x))
         if return_sign:
@@ -213,7 +213,7 @@ def _prepare(
 
 
 def _softmax(xp: ModuleType, xc: Array, axes: tuple[int, ...]) -> Array:
-    if is_empty_along(tuple(xc.shape), axes):
+    if has_zero_size(xc):
         return xp.zeros(xc.shape, dtype=xc.dtype, device=get_device(xc))
     k = shifted(xp, xc, axes)
     zero = const(xp, 0.0, xc)
@@ -391,7 +391,7 @@ def log_softmax(
     """
     func = "log_softmax"
     xp, xc, axes, rt = _prepare(func, x, axis, where, temperature, xp)
-    if is_empty_along(tuple(xc.shape), axes):
+    if has_zero_size(xc):
         return to_compute(xp, xc, rt)
     k = shifted(xp, xc, axes)
     lg = k.log_total(xp)

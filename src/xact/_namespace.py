@@ -272,9 +272,15 @@ def reduced_shape(shape: tuple[Any, ...], axes: tuple[int, ...], keepdims: bool)
     return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
-def is_empty_along(shape: tuple[Any, ...], axes: tuple[int, ...]) -> bool:
-    """True when one of ``axes`` has length 0 (unknown Dask sizes are not 0)."""
-    return any(shape[i] == 0 for i in axes)
+def has_zero_size(x: Array) -> bool:
+    """True when ``x`` has no element (a static shape test; unknown Dask
+    sizes count as non-zero).
+
+    Reductions of zero-size arrays are answered from the shape alone: an
+    empty reduced axis has no mass, and an empty other axis leaves nothing
+    to compute (Dask's keepdims reductions mis-shape such chunks).
+    """
+    return any(n == 0 for n in x.shape)
 
 
 def broadcast_to_x(

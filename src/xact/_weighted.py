@@ -29,7 +29,7 @@ from ._namespace import (
     broadcast_to_x,
     compute_dtype,
     get_device,
-    is_empty_along,
+    has_zero_size,
     normalize_axis,
     reduced_shape,
     to_compute,
@@ -95,7 +95,7 @@ def logsumexp_weighted(
         )
     axes = normalize_axis(axis, x.ndim, FUNC)
     xc, bc = to_compute(xp, x, ct), to_compute(xp, b, ct)
-    if is_empty_along(tuple(xc.shape), axes):
+    if has_zero_size(xc):
         shape = reduced_shape(tuple(xc.shape), axes, keepdims)
         lse = xp.full(shape, float("-inf"), dtype=rt, device=get_device(xc))
         if return_sign:
