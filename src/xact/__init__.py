@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from ._losses import cross_entropy, nll_loss
 from ._logsumexp import log_softmax, logsumexp, softmax, softmin
+from ._pointwise_losses import binary_cross_entropy_with_logits, kl_div
 from ._sigmoid import log_sigmoid, sigmoid, softplus
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "kl_div",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "nll_loss",
     "sigmoid",
     "softmax",
     "softmin",
