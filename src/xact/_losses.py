@@ -321,7 +321,7 @@ def cross_entropy(
         validate_bool_mask(xp, where, func)
         _, where = broadcast_to_x(xp, xc, where, "where", func)
         xc = xp.where(where, xc, const(xp, float("-inf"), xc))
-    lp = log_softmax(xc, axis=ax, xp=xp)
+    lp = log_softmax(xc, axis=ax)
     zero, one = const(xp, 0.0, lp), const(xp, 1.0, lp)
     exists = xc > const(xp, float("-inf"), xc)  # False for -inf, masked (and NaN)
 
