@@ -139,6 +139,15 @@ def _class_weight(xp: ModuleType, weight: Array | None, n_classes: int, axis: in
     return xp.reshape(to_compute(xp, weight, ct), tuple(shape))
 
 
+def _default_int(xp: ModuleType, device: Any) -> Any:
+    """The namespace's default integer dtype (written here: ``_namespace``
+    has only the floating one)."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
+    except (AttributeError, TypeError):  # pragma: no cover - old libraries
+        return xp.asarray(0).dtype
+
+
 def _index_target(
     xp: ModuleType,
     target: Array,
@@ -162,7 +171,11 @@ def _index_target(
         )
         raise ValueError(msg)
     n_classes = x.shape[axis]
-    t = target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
+    # Compare in the namespace's default integer (int64; int32 under JAX
+    # without x64, where asking for int64 would warn): an arange in a narrow
+    # or unsigned target dtype could wrap around.
+    it = _default_int(xp, get_device(x))
+    t = target if target.dtype == it else xp.astype(target, it)
     ignored = t == ignore_index if ignore_index is not None else xp.zeros_like(t, dtype=xp.bool)
     in_range = (t >= 0) & (t < n_classes)
     bad = ~in_range & ~ignored
@@ -177,7 +190,7 @@ def _index_target(
     active = in_range & ~ignored
     shape = [1] * x.ndim
     shape[axis] = n_classes
-    classes = xp.reshape(xp.arange(n_classes, dtype=xp.int64, device=get_device(x)), tuple(shape))
+    classes = xp.reshape(xp.arange(n_classes, dtype=it, device=get_device(x)), tuple(shape))
     onehot = (classes == xp.expand_dims(t, axis=axis)) & xp.expand_dims(active, axis=axis)
     return onehot, active, bad
 
