@@ -436,3 +436,45 @@ def test_bad_temperature(t):
         xact.softmax([1.0, 2.0], temperature=t)
     with pytest.raises(TypeError, match="`temperature`"):
         xact.softmax([1.0, 2.0], temperature="hot")
+
+
+# --------------------------------------------------------------------------
+# The xp= override: the namespace of the inputs, never a silent conversion
+
+
+def _raw_module(backend):
+    """The library module a user would pass (``torch``, ``jax.numpy``, ...)."""
+    import importlib
+
+    name = {"torch": "torch", "torch_cuda": "torch", "jax": "jax.numpy", "dask": "dask.array"}
+    return importlib.import_module(name.get(backend.name, backend.xp.__name__))
+
+
+@pytest.mark.parametrize("which", ["wrapper", "raw"])
+def test_xp_override_uses_the_given_namespace(backend, which):
+    xp = backend.xp if which == "wrapper" else _raw_module(backend)
+    x = backend.asarray([2.0, 1.0, 0.1])
+    want = [0.65900114, 0.24243297, 0.09856589]
+    backend.check(xact.softmax(x, xp=xp), want, dtype="float64", shape=(3,), rtol=1e-7)
+    backend.check(xact.logsumexp(x, xp=xp, b=2.0), 2.41703002 + math.log(2), dtype="float64", rtol=1e-7)
+    backend.check(xact.sigmoid(x, xp=xp), sc.expit([2.0, 1.0, 0.1]), dtype="float64")
+
+
+def test_xp_converts_python_input(backend):
+    if backend.name == "torch_cuda":
+        pytest.skip("Python input lands on torch's default device (the CPU), not CUDA")
+    xp = _raw_module(backend)
+    got = xact.softmax([2.0, 1.0, 0.1], xp=xp)
+    backend.check(got, [0.65900114, 0.24243297, 0.09856589], shape=(3,), rtol=1e-6)
+
+
+def test_xp_of_another_library_is_a_type_error():
+    torch = pytest.importorskip("torch")
+    import array_api_strict
+
+    with pytest.raises(TypeError, match=r"`x` is a torch\.Tensor but `xp` is numpy"):
+        xact.softmax(torch.asarray([1.0, 2.0]), xp=np)
+    with pytest.raises(TypeError, match=r"`x` is a numpy\.ndarray but `xp` is array_api_strict"):
+        xact.logsumexp(np.asarray([1.0, 2.0]), xp=array_api_strict)
+    with pytest.raises(TypeError, match="`xp` must be an array namespace module"):
+        xact.softmax(np.asarray([1.0]), xp="numpy")

@@ -97,6 +97,14 @@ def _from_python(obj: object, name: str, func: str) -> Array:
     return arr
 
 
+def library_of(ns: ModuleType) -> str:
+    """The array library behind a namespace module: ``array_api_compat.torch``,
+    ``torch`` and ``torch.linalg`` all give ``"torch"``; ``jax.numpy`` gives
+    ``"jax"``."""
+    name = ns.__name__.removeprefix("array_api_compat.")
+    return name.split(".")[0]
+
+
 def _namespace_of(arr: Array, name: str, func: str) -> ModuleType:
     try:
         return _compat_namespace(arr)
@@ -125,16 +133,24 @@ def as_arrays(
     if main is None:
         msg = f"{func}: `{main_name}` must be an array, not None"
         raise TypeError(msg)
-    if not is_array_api_obj(main):
-        main = _from_python(main, main_name, func)
-    ns = _namespace_of(main, main_name, func)
-    if xp is None:
-        xp = ns
-    elif not isinstance(xp, ModuleType):
+    if xp is not None and not isinstance(xp, ModuleType):
         msg = f"{func}: `xp` must be an array namespace module, not {_type_name(xp)}"
         raise TypeError(msg)
-    else:
-        main = xp.asarray(main)
+    if not is_array_api_obj(main):
+        main = _from_python(main, main_name, func)
+        if xp is not None:
+            # Python input goes to the namespace the caller asked for.
+            main = xp.asarray(main)
+    elif xp is not None and library_of(_namespace_of(main, main_name, func)) != library_of(xp):
+        msg = (
+            f"{func}: `{main_name}` is a {_type_name(main)} but `xp` is "
+            f"{xp.__name__}; `xp` must be the namespace of the array arguments"
+        )
+        raise TypeError(msg)
+    # Always work with array-api-compat's wrapper (``xp=torch`` gives
+    # ``array_api_compat.torch``), whatever module the caller passed.
+    ns = _namespace_of(main, main_name, func)
+    xp = ns
     out: list[Array | None] = [main]
     dev = get_device(main)
     for name, value in arrays[1:]:
@@ -152,7 +168,7 @@ def as_arrays(
             out.append(xp.asarray(value, device=dev))
             continue
         other = _namespace_of(value, name, func)
-        if other is not ns and other.__name__ != ns.__name__:
+        if library_of(other) != library_of(ns):
             msg = (
                 f"{func}: `{name}` is a {_type_name(value)} but `{main_name}` is a "
                 f"{_type_name(main)}; all array arguments must come from the same "
