@@ -78,7 +78,9 @@ def logsumexp_complex(
     mag = xp.abs(s)
     is_zero = mag == 0
     safe = xp.where(is_zero, _c(xp, 1.0, s), s)
-    log_mag = xp.where(is_zero, _c(xp, float("-inf"), mag), xp.log(xp.where(is_zero, _c(xp, 1.0, mag), mag)))
+    log_mag = xp.where(
+        is_zero, _c(xp, float("-inf"), mag), xp.log(xp.where(is_zero, _c(xp, 1.0, mag), mag))
+    )
     if return_sign:
         lse = m_fin + log_mag
         sign = xp.where(is_zero, _c(xp, 0.0, s), safe / xp.astype(xp.abs(safe), s.dtype))
