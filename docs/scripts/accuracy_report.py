@@ -1,0 +1,199 @@
+"""Measure xact's accuracy against SciPy, PyTorch and JAX; write the docs' table and plots.
+
+Run from the repository root (needs the ``test`` and ``docs`` extras)::
+
+    python docs/scripts/accuracy_report.py
+
+It writes, under ``docs/_generated/``:
+
+``accuracy.md``
+    The largest error in ULPs per function, dtype and library over the hard
+    input sets of ``tests/accuracy.py`` (the same sets the accuracy tests
+    assert on), then the largest error along the two sweeps below.
+``accuracy_log_softmax.png``
+    The error of ``log_softmax([0, -t])[0]`` for ``t`` in ``[0, 60]``: the
+    dominant entry, whose exact value is ``-log1p(exp(-t))``.
+``accuracy_logsumexp.png``
+    The error of ``logsumexp([t, -40, -40])`` for small ``t > 0``, where the
+    result ``t + 2 exp(-40 - t)`` is close to 0.
+
+The references are mpmath at 50 digits. An error is ``|got - exact|`` in
+units of the spacing of floating-point numbers at the exact value in the
+tested dtype, so 0.5 is correct rounding. The files are committed; rerun the
+script after a change to the numerics or to the libraries compared.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mpmath  # noqa: E402
+import numpy as np  # noqa: E402
+
+import accuracy as acc  # noqa: E402
+
+OUT = ROOT / "docs" / "_generated"
+DTYPES = ("float64", "float32")
+# Libraries drawn in the plots (xact on NumPy; on torch it is the same to the ULP).
+PLOTTED = ("xact[numpy]", "scipy", "torch", "jax")
+# Anchors often coincide exactly: distinct dash patterns keep each visible.
+STYLE = {
+    "xact[numpy]": {"color": "black", "lw": 3.0, "alpha": 0.45, "label": "xact"},
+    "scipy": {"color": "tab:blue", "lw": 1.3, "ls": "-", "label": "SciPy"},
+    "torch": {"color": "tab:red", "lw": 1.3, "ls": (0, (5, 4)), "label": "PyTorch"},
+    "jax": {"color": "tab:green", "lw": 1.3, "ls": (0, (1, 3)), "label": "JAX"},
+}
+FLOOR = 1e-2  # errors below this are drawn at the floor of the log axis
+
+mp = acc.mp
+
+
+def _versions() -> str:
+    import scipy
+
+    import xact
+
+    parts = [f"xact {xact.__version__}", f"NumPy {np.__version__}", f"SciPy {scipy.__version__}"]
+    for mod in ("torch", "jax"):
+        try:
+            parts.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:  # pragma: no cover
+            pass
+    parts.append(f"mpmath {mpmath.__version__}")
+    return ", ".join(parts)
+
+
+def _fmt(v: float) -> str:
+    if v == float("inf"):
+        return "inf"
+    if v >= 1e4:
+        return f"{v:.1e}"
+    return f"{v:.3g}"
+
+
+def _pointwise(
+    impl: Callable[[np.ndarray], np.ndarray],
+    inputs: list[np.ndarray],
+    refs: list[mpmath.mpf],
+    dtype: str,
+    pick: Callable[[np.ndarray], float],
+) -> np.ndarray:
+    errs = []
+    for a, r in zip(inputs, refs, strict=True):
+        got = pick(np.asarray(impl(a)))
+        errs.append(acc.ulp_error([got], [r], dtype))
+    return np.asarray(errs)
+
+
+def sweep_log_softmax(impls: dict, dtype: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    t = np.linspace(0.0, 60.0, 241)
+    inputs = [np.asarray([0.0, -v], dtype=dtype) for v in t]
+    refs = [acc.ref_log_softmax(a)[0] for a in inputs]
+    return t, {
+        lib: _pointwise(impls[lib]["log_softmax"], inputs, refs, dtype, lambda r: float(r[0]))
+        for lib in PLOTTED
+    }
+
+
+def sweep_logsumexp(impls: dict, dtype: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    t = np.geomspace(1e-20, 1.0, 201)
+    inputs = [np.asarray([v, -40.0, -40.0], dtype=dtype) for v in t]
+    refs = [acc.ref_logsumexp(a) for a in inputs]
+    return t, {
+        lib: _pointwise(impls[lib]["logsumexp"], inputs, refs, dtype, float) for lib in PLOTTED
+    }
+
+
+def _plot(path: Path, title: str, xlabel: str, data: dict, logx: bool) -> None:
+    fig, axes = plt.subplots(1, len(DTYPES), figsize=(10, 3.6), sharey=True, layout="constrained")
+    for ax, dtype in zip(axes, DTYPES, strict=True):
+        t, errs = data[dtype]
+        for lib in PLOTTED:
+            ax.plot(t, np.clip(errs[lib], FLOOR, None), **STYLE[lib])
+        ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
+        ax.axhline(1.0, color="grey", lw=0.6, ls=":")
+        ax.set_title(dtype)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("error (ULP)")
+    axes[-1].legend(loc="best", fontsize="small")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> int:
+    warnings.simplefilter("ignore")
+    OUT.mkdir(parents=True, exist_ok=True)
+    impls = acc.implementations()
+    libs = list(impls)
+
+    rows = acc.table(DTYPES)
+    lines = [
+        "<!-- Generated by `python docs/scripts/accuracy_report.py`; do not edit. -->",
+        "",
+        f"Measured with {_versions()}.",
+        "",
+        "| function | dtype | " + " | ".join(libs) + " |",
+        "|---|---|" + "--:|" * len(libs),
+    ]
+    for func, dtype in dict.fromkeys((r[0], r[1]) for r in rows):
+        vals = {r[2]: r[3] for r in rows if r[0] == func and r[1] == dtype}
+        lines.append(
+            f"| `{func}` | {dtype} | " + " | ".join(_fmt(vals[lib]) for lib in libs) + " |"
+        )
+
+    lsm = {dtype: sweep_log_softmax(impls, dtype) for dtype in DTYPES}
+    lse = {dtype: sweep_logsumexp(impls, dtype) for dtype in DTYPES}
+    _plot(
+        OUT / "accuracy_log_softmax.png",
+        "log_softmax([0, -t])[0]: error of the dominant entry",
+        "t",
+        lsm,
+        logx=False,
+    )
+    _plot(
+        OUT / "accuracy_logsumexp.png",
+        "logsumexp([t, -40, -40]) for small t > 0",
+        "t",
+        lse,
+        logx=True,
+    )
+    lines += [
+        "",
+        "Largest error along the sweeps plotted below (ULP):",
+        "",
+        "| sweep | dtype | " + " | ".join(STYLE[lib]["label"] for lib in PLOTTED) + " |",
+        "|---|---|" + "--:|" * len(PLOTTED),
+    ]
+    for name, data in (
+        ("`log_softmax([0, -t])[0]`, t in [0, 60]", lsm),
+        ("`logsumexp([t, -40, -40])`, t in [1e-20, 1]", lse),
+    ):
+        for dtype in DTYPES:
+            errs = data[dtype][1]
+            lines.append(
+                f"| {name} | {dtype} | "
+                + " | ".join(_fmt(float(np.max(errs[lib]))) for lib in PLOTTED)
+                + " |"
+            )
+    (OUT / "accuracy.md").write_text("\n".join(lines) + "\n")
+    for p in ("accuracy.md", "accuracy_log_softmax.png", "accuracy_logsumexp.png"):
+        print(f"wrote docs/_generated/{p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
