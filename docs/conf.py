@@ -13,11 +13,11 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent / "src"))
 
-import xact  # noqa: E402  (after the path set-up, so the worktree's xact is documented)
+import xact
 
 project = "xact"
 author = "The xact developers"
-copyright = "2026, The xact developers"  # noqa: A001
+copyright = "2026, The xact developers"
 release = xact.__version__
 version = ".".join(release.split(".")[:2])
 

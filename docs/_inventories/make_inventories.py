@@ -146,8 +146,13 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
     ),
 }
 
-ROLES = {"py:function": "function", "py:class": "class", "py:data": "data",
-         "py:exception": "exception", "py:module": "module"}
+ROLES = {
+    "py:function": "function",
+    "py:class": "class",
+    "py:data": "data",
+    "py:exception": "exception",
+    "py:module": "module",
+}
 
 
 def build(project: str, version: str, objects: list[tuple[str, str, str]]) -> soi.Inventory:

@@ -25,6 +25,7 @@ script after a change to the numerics or to the libraries compared.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable
@@ -33,14 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mpmath  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import mpmath
+import numpy as np
 
-import accuracy as acc  # noqa: E402
+import accuracy as acc
 
 OUT = ROOT / "docs" / "_generated"
 DTYPES = ("float64", "float32")
@@ -65,10 +66,8 @@ def _versions() -> str:
 
     parts = [f"xact {xact.__version__}", f"NumPy {np.__version__}", f"SciPy {scipy.__version__}"]
     for mod in ("torch", "jax"):
-        try:
+        with contextlib.suppress(ImportError):
             parts.append(f"{mod} {__import__(mod).__version__}")
-        except ImportError:  # pragma: no cover
-            pass
     parts.append(f"mpmath {mpmath.__version__}")
     return ", ".join(parts)
 

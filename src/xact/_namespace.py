@@ -44,16 +44,23 @@ __all__ = [
     "Array",
     "AxisLike",
     "as_arrays",
+    "broadcast_to_x",
     "compute_dtype",
+    "default_float",
+    "elementwise_dtype",
     "full_like_reduced",
     "get_device",
+    "has_zero_size",
     "is_dask_namespace",
     "is_jax_namespace",
     "is_numpy_namespace",
     "is_torch_namespace",
     "normalize_axis",
     "reduced_shape",
+    "runs_numpy_kernels",
     "to_compute",
+    "validate_bool_mask",
+    "validate_positive",
 ]
 
 Array: TypeAlias = Any
