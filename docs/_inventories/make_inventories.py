@@ -68,6 +68,7 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
             ("py:class", "torch.Tensor", "tensors.html#$"),
             ("py:function", "torch.logsumexp", "generated/torch.logsumexp.html#$"),
             ("py:function", "torch.sigmoid", "generated/torch.sigmoid.html#$"),
+            ("py:function", "torch.logit", "generated/torch.logit.html#$"),
             ("py:function", "torch.compile", "generated/torch.compile.html#$"),
         ]
         + [
@@ -97,6 +98,7 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
             ("py:function", "jax.nn.sigmoid", "_autosummary/$.html#$"),
             ("py:function", "jax.nn.log_sigmoid", "_autosummary/$.html#$"),
             ("py:function", "jax.nn.softplus", "_autosummary/$.html#$"),
+            ("py:function", "jax.nn.logmeanexp", "_autosummary/$.html#$"),
             ("py:function", "jax.scipy.special.logsumexp", "_autosummary/$.html#$"),
         ],
     ),
