@@ -70,6 +70,7 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
             ("py:function", "torch.sigmoid", "generated/torch.sigmoid.html#$"),
             ("py:function", "torch.logit", "generated/torch.logit.html#$"),
             ("py:function", "torch.compile", "generated/torch.compile.html#$"),
+            ("py:module", "torch.nn.functional", "nn.functional.html#module-$"),
         ]
         + [
             ("py:function", f"torch.nn.functional.{name}", "generated/$.html#$")
@@ -92,6 +93,7 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         [
             ("py:class", "jax.Array", "_autosummary/$.html#$"),
             ("py:function", "jax.jit", "_autosummary/$.html#$"),
+            ("py:module", "jax.nn", "jax.nn.html#module-$"),
             ("py:function", "jax.grad", "_autosummary/$.html#$"),
             ("py:function", "jax.nn.softmax", "_autosummary/$.html#$"),
             ("py:function", "jax.nn.log_softmax", "_autosummary/$.html#$"),
