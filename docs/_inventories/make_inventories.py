@@ -110,8 +110,7 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         [
             ("py:class", "dask.array.Array", "generated/$.html#$"),
             ("py:function", "dask.array.from_array", "generated/$.html#$"),
-            ("py:function", "dask.compute", "api.html#$"),
-            ("py:function", "dask.persist", "api.html#$"),
+            ("py:method", "dask.array.Array.persist", "generated/$.html#$"),
         ],
     ),
     "distributed": (
@@ -148,14 +147,6 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
         "stable",
         [("py:class", "cupy.ndarray", "reference/generated/$.html#$")],
     ),
-}
-
-ROLES = {
-    "py:function": "function",
-    "py:class": "class",
-    "py:data": "data",
-    "py:exception": "exception",
-    "py:module": "module",
 }
 
 
