@@ -44,16 +44,23 @@ __all__ = [
     "Array",
     "AxisLike",
     "as_arrays",
+    "broadcast_to_x",
     "compute_dtype",
+    "default_float",
+    "elementwise_dtype",
     "full_like_reduced",
     "get_device",
+    "has_zero_size",
     "is_dask_namespace",
     "is_jax_namespace",
     "is_numpy_namespace",
     "is_torch_namespace",
     "normalize_axis",
     "reduced_shape",
+    "runs_numpy_kernels",
     "to_compute",
+    "validate_bool_mask",
+    "validate_positive",
 ]
 
 Array: TypeAlias = Any
@@ -129,15 +136,18 @@ def as_arrays(
     NumPy for the main input and with the main input's namespace (on its
     device) for the others, so that ``b=2.0`` works with a torch tensor.
     """
-    main_name, main = arrays[0]
-    if main is None:
+    main_name, first = arrays[0]
+    if first is None:
         msg = f"{func}: `{main_name}` must be an array, not None"
         raise TypeError(msg)
     if xp is not None and not isinstance(xp, ModuleType):
         msg = f"{func}: `xp` must be an array namespace module, not {_type_name(xp)}"
         raise TypeError(msg)
-    if not is_array_api_obj(main):
-        main = _from_python(main, main_name, func)
+    # Typed as Array (Any): array-api-compat's TypeIs would narrow it to a
+    # union of the known array classes, which is not what we work with.
+    main: Array = first
+    if not is_array_api_obj(first):
+        main = _from_python(first, main_name, func)
         if xp is not None:
             # Python input goes to the namespace the caller asked for.
             main = xp.asarray(main)
@@ -158,12 +168,15 @@ def as_arrays(
             out.append(None)
             continue
         if not is_array_api_obj(value):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                # A Python scalar is "weak", as in the standard's promotion
-                # rules: it takes the floating dtype of the main input.
-                if xp.isdtype(main.dtype, "real floating"):
-                    out.append(xp.asarray(value, dtype=main.dtype, device=dev))
-                    continue
+            # A Python scalar is "weak", as in the standard's promotion rules:
+            # it takes the floating dtype of the main input.
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and xp.isdtype(main.dtype, "real floating")
+            ):
+                out.append(xp.asarray(value, dtype=main.dtype, device=dev))
+                continue
             value = _from_python(value, name, func)
             out.append(xp.asarray(value, device=dev))
             continue
@@ -225,7 +238,9 @@ def compute_dtype(
 
 def runs_numpy_kernels(xp: ModuleType) -> bool:
     """True for namespaces whose elementwise kernels are NumPy's on the host."""
-    return bool(is_numpy_namespace(xp) or is_dask_namespace(xp) or xp.__name__ == "array_api_strict")
+    return bool(
+        is_numpy_namespace(xp) or is_dask_namespace(xp) or xp.__name__ == "array_api_strict"
+    )
 
 
 def elementwise_dtype(xp: ModuleType, dtype: Any) -> Any:
