@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -82,7 +82,11 @@ class Backend:
         """Copy an array of this backend to the host as NumPy."""
         name = type(arr).__module__.split(".")[0]
         if name == "torch":
-            return arr.detach().cpu().numpy() if arr.dtype != self.xp.bfloat16 else arr.detach().float().cpu().numpy()
+            return (
+                arr.detach().cpu().numpy()
+                if arr.dtype != self.xp.bfloat16
+                else arr.detach().float().cpu().numpy()
+            )
         if name == "dask":
             return np.asarray(arr.compute())
         if name == "cupy":
@@ -229,7 +233,9 @@ def xp(backend: Backend) -> ModuleType:
     return backend.xp
 
 
-@pytest.fixture(params=[b for b in ALL_BACKENDS if b not in ("dask", "array_api_strict", "numpy", "cupy")])
+@pytest.fixture(
+    params=[b for b in ALL_BACKENDS if b not in ("dask", "array_api_strict", "numpy", "cupy")]
+)
 def ad_backend(request: pytest.FixtureRequest) -> Backend:
     """Backends with automatic differentiation (torch, JAX)."""
     return get_backend(request.param)
@@ -241,14 +247,14 @@ def _forbid_compute(*args: Any, **kwargs: Any) -> None:
 
 
 @pytest.fixture
-def no_compute() -> Iterator[Callable[[], Any]]:
+def no_compute() -> Callable[[], Any]:
     """A context manager factory: inside it, computing a Dask graph fails."""
     import dask
 
     def ctx() -> Any:
         return dask.config.set(scheduler=_forbid_compute)
 
-    yield ctx
+    return ctx
 
 
 @pytest.fixture(autouse=True)

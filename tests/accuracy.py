@@ -150,7 +150,7 @@ def ulp_error(got: Iterable[float], ref: Iterable[mpmath.mpf], dtype: str) -> fl
     return worst
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lse_refs(dtype: str) -> dict[str, list[tuple[np.ndarray, mpmath.mpf, list[mpmath.mpf]]]]:
     out = {}
     for name, arrays in lse_sets().items():
@@ -162,7 +162,7 @@ def _lse_refs(dtype: str) -> dict[str, list[tuple[np.ndarray, mpmath.mpf, list[m
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _elementwise_refs(dtype: str) -> tuple[np.ndarray, dict[str, list[mpmath.mpf]]]:
     x = elementwise_grid(dtype)
     return x, {name: [f(v) for v in x] for name, f in ELEMENTWISE_REFS.items()}

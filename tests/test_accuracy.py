@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import accuracy as acc
 import xact
+
+import accuracy as acc
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # SciPy's anchors only
 
@@ -65,7 +66,7 @@ def test_reference_sanity():
     """The harness itself: a deliberately naive log_softmax must fail it."""
 
     def naive(a):
-        return a - np.log(np.sum(np.exp(a - a.max())))  - a.max()
+        return a - np.log(np.sum(np.exp(a - a.max()))) - a.max()
 
     errs = acc.measure_reduction("log_softmax", naive, "float64")
     assert errs["dominant"] > 1e6

@@ -49,7 +49,9 @@ CALLS: dict[str, Callable[..., Any]] = {
     "logsumexp": lambda x, w: xact.logsumexp(x, axis=1, where=w),
     "logsumexp_all": lambda x, w: xact.logsumexp(x, where=w, keepdims=True),
     "logsumexp_b": lambda x, w: xact.logsumexp(x, axis=1, b=x[:1, :] * 0 + 2.0, where=w),
-    "logsumexp_sign": lambda x, w: xact.logsumexp(x, axis=0, b=-x[:1, :] * 0 - 1.0, return_sign=True)[1],
+    "logsumexp_sign": lambda x, w: xact.logsumexp(
+        x, axis=0, b=-x[:1, :] * 0 - 1.0, return_sign=True
+    )[1],
     "sigmoid": lambda x, w: xact.sigmoid(x),
     "log_sigmoid": lambda x, w: xact.log_sigmoid(x),
     "softplus": lambda x, w: xact.softplus(x, beta=2.0),
@@ -126,7 +128,9 @@ FINITE_ROWS = np.array([[2.0, 1.0, 0.1, -3.0], [0.0, -40.0, -30.0, 5.0], [3.0, 3
 def test_grad_logsumexp_is_softmax(ad_backend):
     v = np.array([1.0, -2.0, 0.5])
     g = _grad(ad_backend, lambda x: xact.logsumexp(x, axis=1), FINITE_ROWS, v)
-    np.testing.assert_allclose(g, v[:, None] * sc.softmax(FINITE_ROWS, axis=1), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(
+        g, v[:, None] * sc.softmax(FINITE_ROWS, axis=1), rtol=1e-13, atol=1e-300
+    )
 
 
 def test_grad_softmax_and_log_softmax(ad_backend):

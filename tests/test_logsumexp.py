@@ -26,7 +26,11 @@ def test_classic_examples(backend, dtype):
         xact.softmax(x), [0.65900114, 0.24243297, 0.09856589], dtype=dtype, shape=(3,), rtol=1e-7
     )
     backend.check(
-        xact.log_softmax(x), [-0.41703002, -1.41703002, -2.31703002], dtype=dtype, shape=(3,), rtol=1e-7
+        xact.log_softmax(x),
+        [-0.41703002, -1.41703002, -2.31703002],
+        dtype=dtype,
+        shape=(3,),
+        rtol=1e-7,
     )
     backend.check(xact.logsumexp(x), 2.41703002, dtype=dtype, shape=(), rtol=1e-7)
     backend.check(xact.softmin(-x), [0.65900114, 0.24243297, 0.09856589], dtype=dtype, rtol=1e-7)
@@ -86,7 +90,12 @@ SPECIAL = [
     ([1000.0, 1000.0], [0.5, 0.5], [-math.log(2)] * 2, 1000 + math.log(2)),
     ([-1000.0, -1000.0], [0.5, 0.5], [-math.log(2)] * 2, -1000 + math.log(2)),
     ([1e308, -1e308], [1.0, 0.0], [0.0, -INF], 1e308),
-    ([0.0, -40.0], [1.0, 4.248354255291589e-18], [-4.248354255291589e-18, -40.0], 4.248354255291589e-18),
+    (
+        [0.0, -40.0],
+        [1.0, 4.248354255291589e-18],
+        [-4.248354255291589e-18, -40.0],
+        4.248354255291589e-18,
+    ),
     ([7.0], [1.0], [0.0], 7.0),
 ]
 
@@ -150,7 +159,9 @@ def test_where_broadcasts(backend):
 def test_where_masks_nan_and_inf(backend):
     x = backend.asarray([NAN, INF, 1.0, 2.0])
     w = backend.asarray([False, False, True, True])
-    backend.check(xact.softmax(x, where=w), [0, 0, sc.expit(-1), sc.expit(1)], dtype="float64", rtol=1e-15)
+    backend.check(
+        xact.softmax(x, where=w), [0, 0, sc.expit(-1), sc.expit(1)], dtype="float64", rtol=1e-15
+    )
     backend.check(xact.logsumexp(x, where=w), np.logaddexp(1, 2), dtype="float64", rtol=1e-15)
 
 
@@ -167,6 +178,7 @@ def test_empty_axis(backend):
     backend.check(xact.softmax(x), np.zeros((2, 0)), dtype="float64", shape=(2, 0))
     backend.check(xact.log_softmax(x), np.zeros((2, 0)), dtype="float64", shape=(2, 0))
     lse, sign = xact.logsumexp(x, axis=1, return_sign=True)
+    backend.check(lse, [-INF, -INF], dtype="float64", shape=(2,))
     backend.check(sign, [0.0, 0.0], dtype="float64")
     backend.check(xact.softmax(x, axis=0), np.zeros((2, 0)), dtype="float64", shape=(2, 0))
 
@@ -214,7 +226,9 @@ def test_low_precision_returns_own_dtype(backend, dtype):
     rtol = 1e-2 if dtype == "bfloat16" else 2e-3
     a32 = backend.to_numpy(x).astype(np.float64)
     backend.check(xact.softmax(x), sc.softmax(a32, axis=-1), dtype=want_dt, rtol=rtol, atol=1e-3)
-    backend.check(xact.log_softmax(x), sc.log_softmax(a32, axis=-1), dtype=want_dt, rtol=rtol, atol=1e-6)
+    backend.check(
+        xact.log_softmax(x), sc.log_softmax(a32, axis=-1), dtype=want_dt, rtol=rtol, atol=1e-6
+    )
     backend.check(xact.logsumexp(x, axis=-1), sc.logsumexp(a32, axis=-1), dtype=want_dt, rtol=rtol)
 
 
@@ -227,7 +241,9 @@ def test_temperature(backend, temperature):
     a = np.array([[2.0, 1.0, 0.1], [-3.0, 4.0, 5.0]])
     x = backend.asarray(a)
     backend.check(xact.softmax(x, temperature=temperature), sc.softmax(a / temperature, axis=-1))
-    backend.check(xact.log_softmax(x, temperature=temperature), sc.log_softmax(a / temperature, axis=-1))
+    backend.check(
+        xact.log_softmax(x, temperature=temperature), sc.log_softmax(a / temperature, axis=-1)
+    )
     backend.check(xact.softmin(x, temperature=temperature), sc.softmax(-a / temperature, axis=-1))
 
 
@@ -342,7 +358,9 @@ def test_complex_weighted_and_sign(backend):
     a = np.array([1 + 1j, 2 - 1j])
     x = backend.asarray(a)
     b = backend.asarray(np.array([1.0, -2.0]))
-    backend.check(xact.logsumexp(x, b=b), sc.logsumexp(a, b=[1, -2]), dtype="complex128", rtol=1e-13)
+    backend.check(
+        xact.logsumexp(x, b=b), sc.logsumexp(a, b=[1, -2]), dtype="complex128", rtol=1e-13
+    )
     lse, sign = xact.logsumexp(x, return_sign=True)
     want_lse, want_sign = sc.logsumexp(a, return_sign=True)
     backend.check(lse, want_lse, dtype="float64", rtol=1e-13)
@@ -355,7 +373,9 @@ def test_complex_weighted_and_sign(backend):
 
 def test_complex64(backend):
     x = backend.asarray(np.array([1 + 1j, 2], dtype=np.complex64))
-    backend.check(xact.logsumexp(x), sc.logsumexp(np.array([1 + 1j, 2])), dtype="complex64", rtol=1e-6)
+    backend.check(
+        xact.logsumexp(x), sc.logsumexp(np.array([1 + 1j, 2])), dtype="complex64", rtol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------
@@ -436,3 +456,45 @@ def test_bad_temperature(t):
         xact.softmax([1.0, 2.0], temperature=t)
     with pytest.raises(TypeError, match="`temperature`"):
         xact.softmax([1.0, 2.0], temperature="hot")
+
+
+# --------------------------------------------------------------------------
+# The xp= override: the namespace of the inputs, never a silent conversion
+
+
+def _raw_module(backend):
+    """The library module a user would pass (``torch``, ``jax.numpy``, ...)."""
+    import importlib
+
+    name = {"torch": "torch", "torch_cuda": "torch", "jax": "jax.numpy", "dask": "dask.array"}
+    return importlib.import_module(name.get(backend.name, backend.xp.__name__))
+
+
+@pytest.mark.parametrize("which", ["wrapper", "raw"])
+def test_xp_override_uses_the_given_namespace(backend, which):
+    xp = backend.xp if which == "wrapper" else _raw_module(backend)
+    x = backend.asarray([2.0, 1.0, 0.1])
+    want = [0.65900114, 0.24243297, 0.09856589]
+    backend.check(xact.softmax(x, xp=xp), want, dtype="float64", shape=(3,), rtol=1e-7)
+    backend.check(xact.logsumexp(x, xp=xp, b=2.0), 2.41703002 + math.log(2), dtype="float64", rtol=1e-7)
+    backend.check(xact.sigmoid(x, xp=xp), sc.expit([2.0, 1.0, 0.1]), dtype="float64")
+
+
+def test_xp_converts_python_input(backend):
+    if backend.name == "torch_cuda":
+        pytest.skip("Python input lands on torch's default device (the CPU), not CUDA")
+    xp = _raw_module(backend)
+    got = xact.softmax([2.0, 1.0, 0.1], xp=xp)
+    backend.check(got, [0.65900114, 0.24243297, 0.09856589], shape=(3,), rtol=1e-6)
+
+
+def test_xp_of_another_library_is_a_type_error():
+    torch = pytest.importorskip("torch")
+    import array_api_strict
+
+    with pytest.raises(TypeError, match=r"`x` is a torch\.Tensor but `xp` is numpy"):
+        xact.softmax(torch.asarray([1.0, 2.0]), xp=np)
+    with pytest.raises(TypeError, match=r"`x` is a numpy\.ndarray but `xp` is array_api_strict"):
+        xact.logsumexp(np.asarray([1.0, 2.0]), xp=array_api_strict)
+    with pytest.raises(TypeError, match="`xp` must be an array namespace module"):
+        xact.softmax(np.asarray([1.0]), xp="numpy")

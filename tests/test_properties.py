@@ -6,16 +6,14 @@ import math
 
 import numpy as np
 import pytest
+from conftest import REQUIRED, get_backend
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xact
-from conftest import REQUIRED, get_backend
 
-SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -71,7 +69,9 @@ def test_log_softmax_nonpositive_and_consistent(data):
     assert not np.any(np.isnan(lp))
     assert np.all(lp <= 0)
     p = np.asarray(xact.softmax(a, axis=axis))
-    np.testing.assert_allclose(np.exp(lp.astype(np.float64)), p, rtol=1e-4 if a.dtype == np.float32 else 1e-10, atol=1e-30)
+    np.testing.assert_allclose(
+        np.exp(lp.astype(np.float64)), p, rtol=1e-4 if a.dtype == np.float32 else 1e-10, atol=1e-30
+    )
 
 
 @SETTINGS
@@ -107,7 +107,9 @@ def test_shift_invariance(data, c):
     np.testing.assert_allclose(p1, p2, rtol=64 * eps + 4 * spread, atol=1e-30)
     l1 = np.asarray(xact.logsumexp(a, axis=axis)).astype(np.float64)
     l2 = np.asarray(xact.logsumexp(shifted, axis=axis)).astype(np.float64)
-    np.testing.assert_allclose(l2 - c, l1, rtol=0, atol=(8 * eps + spread) * (np.max(np.abs(a)) + abs(c) + 1))
+    np.testing.assert_allclose(
+        l2 - c, l1, rtol=0, atol=(8 * eps + spread) * (np.max(np.abs(a)) + abs(c) + 1)
+    )
 
 
 @SETTINGS
@@ -122,13 +124,17 @@ def test_backends_agree(data):
         bk = get_backend(name)
         x = bk.asarray(a)
         bk.check(xact.softmax(x, axis=axis), want_sm, dtype=str(a.dtype), rtol=rtol, atol=1e-37)
-        bk.check(xact.log_softmax(x, axis=axis), want_lsm, dtype=str(a.dtype), rtol=rtol, atol=1e-30)
+        bk.check(
+            xact.log_softmax(x, axis=axis), want_lsm, dtype=str(a.dtype), rtol=rtol, atol=1e-30
+        )
         bk.check(xact.logsumexp(x, axis=axis), want_lse, dtype=str(a.dtype), rtol=rtol, atol=1e-30)
 
 
 @SETTINGS
-@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=6), elements=st.floats(-1e4, 1e4)),
-       st.data())
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=6), elements=st.floats(-1e4, 1e4)),
+    st.data(),
+)
 def test_weighted_matches_scipy(a, data):
     import scipy.special as sc
 
@@ -145,7 +151,11 @@ def test_weighted_matches_scipy(a, data):
 
 @pytest.mark.parametrize("func", ["sigmoid", "log_sigmoid", "softplus"])
 @SETTINGS
-@given(x=hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=8), elements=st.floats(allow_nan=False)))
+@given(
+    x=hnp.arrays(
+        np.float64, hnp.array_shapes(max_dims=2, max_side=8), elements=st.floats(allow_nan=False)
+    )
+)
 def test_sigmoid_family_monotone_and_bounded(func, x):
     y = np.asarray(getattr(xact, func)(x))
     assert y.shape == x.shape and y.dtype == x.dtype

@@ -28,7 +28,9 @@ REFS = {
 @pytest.mark.parametrize("func", sorted(REFS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_values_and_metadata(backend, func, dtype):
-    a = np.array([[-800.0, -50.0, -1.0, -1e-10, 0.0], [1e-10, 1.0, 20.0, 50.0, 800.0]]).astype(dtype)
+    a = np.array([[-800.0, -50.0, -1.0, -1e-10, 0.0], [1e-10, 1.0, 20.0, 50.0, 800.0]]).astype(
+        dtype
+    )
     got = getattr(xact, func)(backend.asarray(a))
     want = REFS[func](a.astype(np.float64))
     backend.check(got, want, dtype=dtype, shape=(2, 5), rtol=2e-7 if dtype == "float32" else 1e-15)
@@ -73,7 +75,9 @@ def test_subnormal_results(backend):
 def test_integers_promote(backend, dtype):
     a = np.array([0, 1, 3]).astype(dtype)
     x = backend.asarray(a, dtype=dtype)
-    default = backend.xp.__array_namespace_info__().default_dtypes(device=backend.device)["real floating"]
+    default = backend.xp.__array_namespace_info__().default_dtypes(device=backend.device)[
+        "real floating"
+    ]
     for func, ref in REFS.items():
         backend.check(getattr(xact, func)(x), ref(a.astype(np.float64)), dtype=default, rtol=1e-6)
 

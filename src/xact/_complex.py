@@ -24,7 +24,9 @@ from ._namespace import (
     reduced_shape,
 )
 
-FUNC = "logsumexp"
+__all__ = ["logsumexp_complex"]
+
+_FUNC = "logsumexp"
 
 
 def _c(xp: ModuleType, value: complex | float, like: Array, dtype: object = None) -> Array:
@@ -41,7 +43,7 @@ def logsumexp_complex(
     return_sign: bool,
     where: Array | None,
 ) -> Array | tuple[Array, Array]:
-    axes = normalize_axis(axis, x.ndim, FUNC)
+    axes = normalize_axis(axis, x.ndim, _FUNC)
     real_dtype = xp.float64 if x.dtype == xp.complex128 else xp.float32
     if has_zero_size(x):
         shape = reduced_shape(tuple(x.shape), axes, keepdims)
@@ -78,7 +80,9 @@ def logsumexp_complex(
     mag = xp.abs(s)
     is_zero = mag == 0
     safe = xp.where(is_zero, _c(xp, 1.0, s), s)
-    log_mag = xp.where(is_zero, _c(xp, float("-inf"), mag), xp.log(xp.where(is_zero, _c(xp, 1.0, mag), mag)))
+    log_mag = xp.where(
+        is_zero, _c(xp, float("-inf"), mag), xp.log(xp.where(is_zero, _c(xp, 1.0, mag), mag))
+    )
     if return_sign:
         lse = m_fin + log_mag
         sign = xp.where(is_zero, _c(xp, 0.0, s), safe / xp.astype(xp.abs(safe), s.dtype))

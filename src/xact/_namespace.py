@@ -44,16 +44,23 @@ __all__ = [
     "Array",
     "AxisLike",
     "as_arrays",
+    "broadcast_to_x",
     "compute_dtype",
+    "default_float",
+    "elementwise_dtype",
     "full_like_reduced",
     "get_device",
+    "has_zero_size",
     "is_dask_namespace",
     "is_jax_namespace",
     "is_numpy_namespace",
     "is_torch_namespace",
     "normalize_axis",
     "reduced_shape",
+    "runs_numpy_kernels",
     "to_compute",
+    "validate_bool_mask",
+    "validate_positive",
 ]
 
 Array: TypeAlias = Any
@@ -97,6 +104,14 @@ def _from_python(obj: object, name: str, func: str) -> Array:
     return arr
 
 
+def library_of(ns: ModuleType) -> str:
+    """The array library behind a namespace module: ``array_api_compat.torch``,
+    ``torch`` and ``torch.linalg`` all give ``"torch"``; ``jax.numpy`` gives
+    ``"jax"``."""
+    name = ns.__name__.removeprefix("array_api_compat.")
+    return name.split(".")[0]
+
+
 def _namespace_of(arr: Array, name: str, func: str) -> ModuleType:
     try:
         return _compat_namespace(arr)
@@ -121,20 +136,31 @@ def as_arrays(
     NumPy for the main input and with the main input's namespace (on its
     device) for the others, so that ``b=2.0`` works with a torch tensor.
     """
-    main_name, main = arrays[0]
-    if main is None:
+    main_name, first = arrays[0]
+    if first is None:
         msg = f"{func}: `{main_name}` must be an array, not None"
         raise TypeError(msg)
-    if not is_array_api_obj(main):
-        main = _from_python(main, main_name, func)
-    ns = _namespace_of(main, main_name, func)
-    if xp is None:
-        xp = ns
-    elif not isinstance(xp, ModuleType):
+    if xp is not None and not isinstance(xp, ModuleType):
         msg = f"{func}: `xp` must be an array namespace module, not {_type_name(xp)}"
         raise TypeError(msg)
-    else:
-        main = xp.asarray(main)
+    # Typed as Array (Any): array-api-compat's TypeIs would narrow it to a
+    # union of the known array classes, which is not what we work with.
+    main: Array = first
+    if not is_array_api_obj(first):
+        main = _from_python(first, main_name, func)
+        if xp is not None:
+            # Python input goes to the namespace the caller asked for.
+            main = xp.asarray(main)
+    elif xp is not None and library_of(_namespace_of(main, main_name, func)) != library_of(xp):
+        msg = (
+            f"{func}: `{main_name}` is a {_type_name(main)} but `xp` is "
+            f"{xp.__name__}; `xp` must be the namespace of the array arguments"
+        )
+        raise TypeError(msg)
+    # Always work with array-api-compat's wrapper (``xp=torch`` gives
+    # ``array_api_compat.torch``), whatever module the caller passed.
+    ns = _namespace_of(main, main_name, func)
+    xp = ns
     out: list[Array | None] = [main]
     dev = get_device(main)
     for name, value in arrays[1:]:
@@ -142,17 +168,20 @@ def as_arrays(
             out.append(None)
             continue
         if not is_array_api_obj(value):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                # A Python scalar is "weak", as in the standard's promotion
-                # rules: it takes the floating dtype of the main input.
-                if xp.isdtype(main.dtype, "real floating"):
-                    out.append(xp.asarray(value, dtype=main.dtype, device=dev))
-                    continue
+            # A Python scalar is "weak", as in the standard's promotion rules:
+            # it takes the floating dtype of the main input.
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and xp.isdtype(main.dtype, "real floating")
+            ):
+                out.append(xp.asarray(value, dtype=main.dtype, device=dev))
+                continue
             value = _from_python(value, name, func)
             out.append(xp.asarray(value, device=dev))
             continue
         other = _namespace_of(value, name, func)
-        if other is not ns and other.__name__ != ns.__name__:
+        if library_of(other) != library_of(ns):
             msg = (
                 f"{func}: `{name}` is a {_type_name(value)} but `{main_name}` is a "
                 f"{_type_name(main)}; all array arguments must come from the same "
@@ -209,7 +238,9 @@ def compute_dtype(
 
 def runs_numpy_kernels(xp: ModuleType) -> bool:
     """True for namespaces whose elementwise kernels are NumPy's on the host."""
-    return bool(is_numpy_namespace(xp) or is_dask_namespace(xp) or xp.__name__ == "array_api_strict")
+    return bool(
+        is_numpy_namespace(xp) or is_dask_namespace(xp) or xp.__name__ == "array_api_strict"
+    )
 
 
 def elementwise_dtype(xp: ModuleType, dtype: Any) -> Any:

@@ -36,20 +36,22 @@ from ._namespace import (
     validate_bool_mask,
 )
 
-FUNC = "logsumexp"
+__all__ = ["logsumexp_weighted"]
+
+_FUNC = "logsumexp"
 
 
 def _result_dtypes(xp: ModuleType, x: Array, b: Array) -> tuple[Any, Any]:
     """Compute and result dtypes: those of ``x`` promoted with ``b``."""
     if xp.isdtype(b.dtype, ("bool", "integral")):
-        return compute_dtype(xp, x, FUNC, allow_complex=True)
+        return compute_dtype(xp, x, _FUNC, allow_complex=True)
     if not xp.isdtype(b.dtype, ("real floating", "complex floating")):
-        msg = f"{FUNC}: `b` must have a numeric dtype, not {b.dtype}"
+        msg = f"{_FUNC}: `b` must have a numeric dtype, not {b.dtype}"
         raise TypeError(msg)
     if xp.isdtype(x.dtype, ("bool", "integral")):
         rt = b.dtype
     else:
-        compute_dtype(xp, x, FUNC, allow_complex=True)  # validates x
+        compute_dtype(xp, x, _FUNC, allow_complex=True)  # validates x
         rt = xp.result_type(x.dtype, b.dtype)
     if xp.isdtype(rt, "real floating") and xp.finfo(rt).bits < 32:
         return xp.float32, rt
@@ -79,10 +81,10 @@ def logsumexp_weighted(
     where: Array | None,
 ) -> Array | tuple[Array, Array]:
     ct, rt = _result_dtypes(xp, x, b)
-    x, b = broadcast_to_x(xp, x, b, "b", FUNC, mutual=True)
+    x, b = broadcast_to_x(xp, x, b, "b", _FUNC, mutual=True)
     if where is not None:
-        validate_bool_mask(xp, where, FUNC)
-        _, where = broadcast_to_x(xp, x, where, "where", FUNC)
+        validate_bool_mask(xp, where, _FUNC)
+        _, where = broadcast_to_x(xp, x, where, "where", _FUNC)
     if xp.isdtype(ct, "complex floating"):
         return logsumexp_complex(
             xp,
@@ -93,7 +95,7 @@ def logsumexp_weighted(
             return_sign=return_sign,
             where=where,
         )
-    axes = normalize_axis(axis, x.ndim, FUNC)
+    axes = normalize_axis(axis, x.ndim, _FUNC)
     xc, bc = to_compute(xp, x, ct), to_compute(xp, b, ct)
     if has_zero_size(xc):
         shape = reduced_shape(tuple(xc.shape), axes, keepdims)
