@@ -34,6 +34,7 @@ def main() -> int:
     # (absent) doctests and must not have its path changed.
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT)]
     import conftest
+
     import test_losses as T
 
     conftest._enable_jax_x64()
@@ -52,13 +53,17 @@ def main() -> int:
                 native = T.torch_reference(case, dtype, compute=dtype).astype(np.float64)
                 got = bk.to_numpy(T.run_xact(case, bk, dtype)).astype(np.float64)
                 nz = native != 0
-                rel_native = float(np.max(np.abs(got[nz] - native[nz]) / np.abs(native[nz]), initial=0.0))
+                rel_native = float(
+                    np.max(np.abs(got[nz] - native[nz]) / np.abs(native[nz]), initial=0.0)
+                )
                 n, a, b = per_family.get(case.family, (0, 0.0, 0.0))
                 per_family[case.family] = (n + 1, max(a, rel), max(b, rel_native))
             for fam, (n, a, b) in per_family.items():
                 rows.append((name, dtype, fam, n, a, b))
         print(f"{name}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    print(f"{'backend':17s} {'dtype':8s} {'loss':33s} {'cases':>5s} {'vs torch (f64 eval)':>20s} {'vs torch (same dtype)':>22s}")
+    print(
+        f"{'backend':17s} {'dtype':8s} {'loss':33s} {'cases':>5s} {'vs torch (f64 eval)':>20s} {'vs torch (same dtype)':>22s}"
+    )
     for name, dtype, fam, n, a, b in rows:
         print(f"{name:17s} {dtype:8s} {fam:33s} {n:5d} {a:20.2e} {b:22.2e}")
     totals: dict[str, int] = {}

@@ -60,7 +60,9 @@ def _onehot(y: np.ndarray, c: int) -> np.ndarray:
     return np.eye(c)[y]
 
 
-def ce_grad_reference(x: np.ndarray, y: np.ndarray, w: np.ndarray, eps: float, active: np.ndarray) -> np.ndarray:
+def ce_grad_reference(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, eps: float, active: np.ndarray
+) -> np.ndarray:
     """d mean / dx for index targets: per sample
     ``(1-eps) w_y (p - e_y) + eps/C (sum(w) p - w)``, over sum of w_y."""
     p = sc.softmax(x, axis=1)
@@ -117,7 +119,13 @@ def test_bce_gradient_analytic(ad_backend):
     pw = np.full_like(x, 2.0)
     w = np.linspace(0.5, 1.5, x.size)
     yt, pwt, wt = _as(ad_backend, y), _as(ad_backend, pw), _as(ad_backend, w)
-    _, g = grad(ad_backend, lambda v: xact.binary_cross_entropy_with_logits(v, yt, weight=wt, pos_weight=pwt, reduction="sum"), x)
+    _, g = grad(
+        ad_backend,
+        lambda v: xact.binary_cross_entropy_with_logits(
+            v, yt, weight=wt, pos_weight=pwt, reduction="sum"
+        ),
+        x,
+    )
     want = w * ((1 - y) * sc.expit(x) - pw * y * sc.expit(-x))
     np.testing.assert_allclose(g, want, rtol=1e-13, atol=1e-300)
 
@@ -130,7 +138,9 @@ def test_gradient_smoothing_with_neg_inf_logits(ad_backend):
     x = np.array([[0.0, 1.0, -INF, 2.0], [3.0, -INF, -INF, -1.0]])
     yt = _as(ad_backend, np.array([1, 3]))
     eps = 0.3
-    value, g = grad(ad_backend, lambda v: xact.cross_entropy(v, yt, label_smoothing=eps, reduction="sum"), x)
+    value, g = grad(
+        ad_backend, lambda v: xact.cross_entropy(v, yt, label_smoothing=eps, reduction="sum"), x
+    )
     assert np.isfinite(value) and np.all(np.isfinite(g))
     for i, yi in enumerate([1, 3]):
         ex = np.isfinite(x[i])
@@ -151,7 +161,11 @@ def test_gradient_probability_target_zero_at_neg_inf(ad_backend):
     np.testing.assert_array_equal(g[0, 2], 0.0)
     np.testing.assert_array_equal(g[1], 0.0)
     assert np.isfinite(value)
-    value, g = grad(ad_backend, lambda v: xact.kl_div(v, _as(ad_backend, np.array([[0.5, 0.5, 0.0]])), reduction="sum"), np.array([[np.log(0.25), np.log(0.75), -INF]]))
+    value, g = grad(
+        ad_backend,
+        lambda v: xact.kl_div(v, _as(ad_backend, np.array([[0.5, 0.5, 0.0]])), reduction="sum"),
+        np.array([[np.log(0.25), np.log(0.75), -INF]]),
+    )
     np.testing.assert_array_equal(g, [[-0.5, -0.5, 0.0]])
 
 
@@ -171,7 +185,9 @@ def test_gradient_bce_at_infinity(ad_backend):
     x = np.array([INF, -INF, INF, -INF])
     yt = _as(ad_backend, np.array([1.0, 0.0, 1.0, 0.0]))
     pwt = _as(ad_backend, np.array([3.0, 3.0, 3.0, 3.0]))
-    value, g = grad(ad_backend, lambda v: xact.binary_cross_entropy_with_logits(v, yt, pos_weight=pwt), x)
+    value, g = grad(
+        ad_backend, lambda v: xact.binary_cross_entropy_with_logits(v, yt, pos_weight=pwt), x
+    )
     assert value == 0.0
     np.testing.assert_array_equal(g, 0.0)
 
@@ -180,13 +196,23 @@ def test_gradient_wrt_targets_and_weights_finite(ad_backend):
     """Weights, probability targets and pos_weight can require grad too."""
     x = _as(ad_backend, np.array([[0.0, 1.0, -INF], [2.0, -INF, -INF]]))
     q = np.array([[0.3, 0.7, 0.0], [1.0, 0.0, 0.0]])
-    _, gq = grad(ad_backend, lambda t: xact.cross_entropy(x, t, label_smoothing=0.1, reduction="sum"), q)
+    _, gq = grad(
+        ad_backend, lambda t: xact.cross_entropy(x, t, label_smoothing=0.1, reduction="sum"), q
+    )
     assert np.all(np.isfinite(gq))
     yt = _as(ad_backend, np.array([1, 0]))
-    _, gw = grad(ad_backend, lambda w: xact.cross_entropy(x, yt, weight=w, label_smoothing=0.1), np.array([1.0, 2.0, 3.0]))
+    _, gw = grad(
+        ad_backend,
+        lambda w: xact.cross_entropy(x, yt, weight=w, label_smoothing=0.1),
+        np.array([1.0, 2.0, 3.0]),
+    )
     assert np.all(np.isfinite(gw))
     xb = _as(ad_backend, np.array([INF, -INF, 1.0]))
-    _, gy = grad(ad_backend, lambda y: xact.binary_cross_entropy_with_logits(xb, y, reduction="sum"), np.array([1.0, 0.0, 0.5]))
+    _, gy = grad(
+        ad_backend,
+        lambda y: xact.binary_cross_entropy_with_logits(xb, y, reduction="sum"),
+        np.array([1.0, 0.0, 0.5]),
+    )
     assert np.all(np.isfinite(gy))
     np.testing.assert_allclose(gy[2], -1.0, rtol=1e-15)  # d/dy = -x
 
@@ -194,24 +220,36 @@ def test_gradient_wrt_targets_and_weights_finite(ad_backend):
 # --------------------------------------------------------------------------
 # jax.jit and Dask
 
-XL = np.array([[2.0, 1.0, 0.1, -3.0], [0.0, -INF, -30.0, 5.0], [3.0, 3.0, -1.0, -INF], [0.5, 0.0, 0.0, 1.0]])
+XL = np.array(
+    [[2.0, 1.0, 0.1, -3.0], [0.0, -INF, -30.0, 5.0], [3.0, 3.0, -1.0, -INF], [0.5, 0.0, 0.0, 1.0]]
+)
 YL = np.array([0, 3, -100, 1])
 QL = sc.softmax(np.nan_to_num(XL, neginf=-5.0) * 0.7, axis=1)
 QL[2, 3] = 0.0
-BL = np.array([[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 1.0, 0.0], [0.25, 0.75, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+BL = np.array(
+    [[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 1.0, 0.0], [0.25, 0.75, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]]
+)
 WL = np.array([1.0, 2.0, 0.5, 1.5])
 
 CALLS: dict[str, Callable[..., Any]] = {
     "ce": lambda x, y, q, b, w: xact.cross_entropy(x, y, ignore_index=-100),
-    "ce_all": lambda x, y, q, b, w: xact.cross_entropy(x, y, weight=w, ignore_index=-100, label_smoothing=0.2, reduction="none"),
-    "ce_prob": lambda x, y, q, b, w: xact.cross_entropy(x, q, weight=w, label_smoothing=0.1, reduction="sum"),
+    "ce_all": lambda x, y, q, b, w: xact.cross_entropy(
+        x, y, weight=w, ignore_index=-100, label_smoothing=0.2, reduction="none"
+    ),
+    "ce_prob": lambda x, y, q, b, w: xact.cross_entropy(
+        x, q, weight=w, label_smoothing=0.1, reduction="sum"
+    ),
     "ce_where": lambda x, y, q, b, w: xact.cross_entropy(x, y, ignore_index=-100, where=q > 0.05),
     "ce_axis0": lambda x, y, q, b, w: xact.cross_entropy(x, y * 0 + 1, axis=0),
     "nll": lambda x, y, q, b, w: xact.nll_loss(x, y, weight=w, ignore_index=-100),
-    "bce": lambda x, y, q, b, w: xact.binary_cross_entropy_with_logits(x, b, weight=w, pos_weight=w),
+    "bce": lambda x, y, q, b, w: xact.binary_cross_entropy_with_logits(
+        x, b, weight=w, pos_weight=w
+    ),
     "bce_none": lambda x, y, q, b, w: xact.binary_cross_entropy_with_logits(x, b, reduction="none"),
     "kl": lambda x, y, q, b, w: xact.kl_div(xact.log_softmax(x), q, reduction="batchmean"),
-    "kl_none": lambda x, y, q, b, w: xact.kl_div(xact.log_softmax(x), xact.log_softmax(x * 0.5), log_target=True, reduction="none"),
+    "kl_none": lambda x, y, q, b, w: xact.kl_div(
+        xact.log_softmax(x), xact.log_softmax(x * 0.5), log_target=True, reduction="none"
+    ),
 }
 
 
@@ -240,7 +278,9 @@ def test_dask_is_lazy_and_correct(name, chunks, no_compute):
     import dask.array as da
 
     f = CALLS[name]
-    args = [da.from_array(a, chunks=chunks if a.ndim == 2 else chunks[:1]) for a in (XL, YL, QL, BL, WL)]
+    args = [
+        da.from_array(a, chunks=chunks if a.ndim == 2 else chunks[:1]) for a in (XL, YL, QL, BL, WL)
+    ]
     with no_compute():
         lazy = f(*args)
     assert isinstance(lazy, da.Array)
@@ -257,3 +297,22 @@ def test_dask_out_of_range_is_nan_not_computed(no_compute):
         lazy = xact.cross_entropy(x, y, reduction="none")
     got = lazy.compute()
     assert np.isnan(got[1]) and np.isfinite(got[0])
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_torch_compile_fullgraph(name):
+    """No graph break (no Python branch on a value, no sync), forward and backward."""
+    torch = pytest.importorskip("torch")
+    torch._dynamo.reset()
+    f = CALLS[name]
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    args = [torch.tensor(a) for a in (XL, YL, QL, BL, WL)]
+    x = args[0].clone().requires_grad_(True)
+    want = f(x, *args[1:])
+    got = compiled(x, *args[1:])
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+    (g,) = torch.autograd.grad(torch.sum(torch.where(torch.isfinite(got), got, 0.0)), x)
+    (gw,) = torch.autograd.grad(torch.sum(torch.where(torch.isfinite(want), want, 0.0)), x)
+    np.testing.assert_array_equal(g.numpy(), gw.numpy())
+    assert torch.all(torch.isfinite(g))

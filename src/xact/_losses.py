@@ -20,7 +20,6 @@ the gradient sees a NaN.
 
 from __future__ import annotations
 
-import math
 import operator
 from types import ModuleType
 from typing import Any
@@ -33,58 +32,13 @@ from ._namespace import (
     broadcast_to_x,
     compute_dtype,
     get_device,
-    is_numpy_namespace,
     normalize_axis,
     to_compute,
     validate_bool_mask,
 )
+from ._reduction import count_mean, is_eager_host, safe_mean, validate_reduction
 
 __all__ = ["cross_entropy", "nll_loss"]
-
-REDUCTIONS = ("none", "sum", "mean")
-
-
-# --------------------------------------------------------------------------
-# Helpers shared by all losses
-
-
-def validate_reduction(reduction: object, func: str, allowed: tuple[str, ...] = REDUCTIONS) -> str:
-    if not isinstance(reduction, str) or reduction not in allowed:
-        choices = ", ".join(repr(r) for r in allowed)
-        msg = f"{func}: `reduction` must be one of {choices}, not {reduction!r}"
-        raise ValueError(msg)
-    return reduction
-
-
-def static_size(shape: tuple[Any, ...]) -> int | None:
-    """The number of elements, or None if a dimension is unknown (Dask)."""
-    size = 1
-    for n in shape:
-        if n is None or (isinstance(n, float) and math.isnan(n)):
-            return None
-        size *= int(n)
-    return size
-
-
-def safe_mean(xp: ModuleType, total: Array, den: Array) -> Array:
-    """``total / den``, and 0 (with gradient 0) where ``den == 0``."""
-    zero = const(xp, 0.0, total)
-    empty = den == zero
-    return xp.where(empty, zero, total / xp.where(empty, const(xp, 1.0, total), den))
-
-
-def count_mean(xp: ModuleType, loss: Array) -> Array:
-    """Mean over all elements of ``loss``; 0 for an empty array."""
-    size = static_size(tuple(loss.shape))
-    total = xp.sum(loss)
-    if size is None:  # unknown Dask chunks: count lazily
-        return safe_mean(xp, total, xp.sum(xp.ones_like(loss)))
-    return total / const(xp, float(max(size, 1)), total)
-
-
-def is_eager_host(xp: ModuleType) -> bool:
-    """Namespaces whose values can be inspected without a sync or a compute."""
-    return bool(is_numpy_namespace(xp) or xp.__name__ == "array_api_strict")
 
 
 def _class_axis(axis: object, ndim: int, func: str, name: str) -> int:
@@ -121,7 +75,9 @@ def _label_smoothing(value: object, func: str) -> float:
     return value
 
 
-def _class_weight(xp: ModuleType, weight: Array | None, n_classes: int, axis: int, ndim: int, ct: Any, func: str) -> Array | None:
+def _class_weight(
+    xp: ModuleType, weight: Array | None, n_classes: int, axis: int, ndim: int, ct: Any, func: str
+) -> Array | None:
     """Validate ``weight`` (shape ``(C,)``) and shape it to broadcast along ``axis``."""
     if weight is None:
         return None
@@ -195,7 +151,9 @@ def _index_target(
     return onehot, active, bad
 
 
-def _finish(xp: ModuleType, loss: Array, bad: Array | None, reduction: str, den: Array | None, rt: Any) -> Array:
+def _finish(
+    xp: ModuleType, loss: Array, bad: Array | None, reduction: str, den: Array | None, rt: Any
+) -> Array:
     """NaN for out-of-range samples, then reduce and cast to the result dtype."""
     if bad is not None:
         loss = xp.where(bad, const(xp, float("nan"), loss), loss)
@@ -315,9 +273,10 @@ def cross_entropy(
     array(0.41703002)
     """
     func = "cross_entropy"
-    xp, (x, target, weight, where) = as_arrays(
+    xp, (logits, target, weight, where) = as_arrays(
         func, [("logits", logits), ("target", target), ("weight", weight), ("where", where)], xp
     )
+    x = logits
     if target is None:
         msg = f"{func}: `target` must be an array, not None"
         raise TypeError(msg)
@@ -341,7 +300,11 @@ def cross_entropy(
     if xp.isdtype(target.dtype, "integral"):
         onehot, active, bad = _index_target(xp, target, x, ax, ignore, func, "logits")
         nll = -_gather(xp, lp, onehot, ax)
-        w_y = xp.astype(active, ct) if wb is None else _gather(xp, xp.broadcast_to(wb, lp.shape), onehot, ax)
+        w_y = (
+            xp.astype(active, ct)
+            if wb is None
+            else _gather(xp, xp.broadcast_to(wb, lp.shape), onehot, ax)
+        )
         loss = nll if wb is None else w_y * nll
         if eps > 0:
             ex = exists & xp.expand_dims(active, axis=ax)
@@ -450,9 +413,10 @@ def nll_loss(
     array(0.34064446)
     """
     func = "nll_loss"
-    xp, (x, target, weight) = as_arrays(
+    xp, (log_probs, target, weight) = as_arrays(
         func, [("log_probs", log_probs), ("target", target), ("weight", weight)], xp
     )
+    x = log_probs
     if target is None:
         msg = f"{func}: `target` must be an array, not None"
         raise TypeError(msg)

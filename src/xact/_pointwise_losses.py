@@ -20,7 +20,6 @@ from __future__ import annotations
 from types import ModuleType
 
 from ._kernel import const
-from ._losses import count_mean, validate_reduction
 from ._namespace import (
     Array,
     as_arrays,
@@ -30,6 +29,7 @@ from ._namespace import (
     normalize_axis,
     to_compute,
 )
+from ._reduction import count_mean, validate_reduction
 
 __all__ = ["binary_cross_entropy_with_logits", "kl_div"]
 
@@ -114,11 +114,12 @@ def binary_cross_entropy_with_logits(
     array([1.26928011e-01, 3.13261688e-01, 0.00000000e+00, 7.50000000e+03])
     """
     func = "binary_cross_entropy_with_logits"
-    xp, (x, y, w, p) = as_arrays(
+    xp, (logits, target, weight, pos_weight) = as_arrays(
         func,
         [("logits", logits), ("target", target), ("weight", weight), ("pos_weight", pos_weight)],
         xp,
     )
+    x, y, w, p = logits, target, weight, pos_weight
     reduction = validate_reduction(reduction, func)
     if y is None:
         msg = f"{func}: `target` must be an array, not None"
@@ -219,7 +220,8 @@ def kl_div(
     array([0.69314718, 0.1732868 ])
     """
     func = "kl_div"
-    xp, (lp, q) = as_arrays(func, [("log_p", log_p), ("q", q)], xp)
+    xp, (log_p, q) = as_arrays(func, [("log_p", log_p), ("q", q)], xp)
+    lp = log_p
     if q is None:
         msg = f"{func}: `q` must be an array, not None"
         raise TypeError(msg)
