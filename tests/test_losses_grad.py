@@ -270,7 +270,7 @@ def test_jax_jit_matches_eager(name):
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
-@pytest.mark.parametrize("chunks", [(4, 4), (2, 2), (1, 3)])
+@pytest.mark.parametrize("chunks", [(2, 2), (1, 3)])
 def test_dask_is_lazy_and_correct(name, chunks, no_compute):
     from conftest import get_backend
 

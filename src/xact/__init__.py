@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._losses import cross_entropy, nll_loss
 from ._logsumexp import log_softmax, logsumexp, softmax, softmin
+from ._losses import cross_entropy, nll_loss
 from ._pointwise_losses import binary_cross_entropy_with_logits, kl_div
 from ._sigmoid import log_sigmoid, sigmoid, softplus
 
