@@ -40,8 +40,10 @@ result is +inf, from the first NaN on it is NaN (NaN wins).
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
+from collections.abc import Callable
 from types import ModuleType
 
 from ._kernel import CUTOFF, const, shifted
@@ -53,6 +55,8 @@ from ._namespace import (
     compute_dtype,
     get_device,
     has_zero_size,
+    is_dask_namespace,
+    is_jax_namespace,
     normalize_axis,
     reduced_shape,
     to_compute,
@@ -100,7 +104,13 @@ def _shift(xp: ModuleType, a: Array, d: int, axis: int, fill: float) -> Array:
     pad_shape = tuple(d if i == axis else s for i, s in enumerate(a.shape))
     pad = xp.full(pad_shape, fill, dtype=a.dtype, device=get_device(a))
     index = tuple(slice(0, n - d) if i == axis else slice(None) for i in range(a.ndim))
-    return xp.concat((pad, a[index]), axis=axis)
+    out = xp.concat((pad, a[index]), axis=axis)
+    if is_dask_namespace(xp):
+        # Dask keeps the chunk boundaries of both pieces, and the next step
+        # would split them again (1000 chunks for n = 1000 after 10 steps):
+        # keep the input's chunks instead.
+        out = out.rechunk(a.chunks)
+    return out
 
 
 def _seen(xp: ModuleType, flag: Array, axis: int) -> Array:
@@ -136,6 +146,16 @@ def _scan(xp: ModuleType, x: Array, axis: int) -> Array:
     nan = _seen(xp, xp.isnan(x), axis)
     out = xp.where(pos_inf, const(xp, math.inf, x), out)
     return xp.where(nan, const(xp, math.nan, x), out)
+
+
+@functools.cache
+def _jax_scan(xp: ModuleType) -> Callable[[Array, int], Array]:
+    """The scan compiled once per shape under JAX: eagerly it would
+    dispatch its few hundred small operations one by one. Inside an outer
+    ``jax.jit`` or ``jax.grad`` the inner ``jit`` is simply inlined."""
+    import jax  # the JAX branch only
+
+    return jax.jit(functools.partial(_scan, xp), static_argnums=1)
 
 
 def _validate_axis(axis: object, ndim: int, func: str) -> int:
@@ -223,7 +243,7 @@ def logcumsumexp(
         return to_compute(xp, xc, rt)
     if reverse:
         xc = xp.flip(xc, axis=ax)
-    out = _scan(xp, xc, ax)
+    out = _jax_scan(xp)(xc, ax) if is_jax_namespace(xp) else _scan(xp, xc, ax)
     if reverse:
         out = xp.flip(out, axis=ax)
     return to_compute(xp, out, rt)
