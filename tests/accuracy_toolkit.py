@@ -267,7 +267,7 @@ def _scales(func: str, a: np.ndarray) -> np.ndarray:
     return np.abs(np.max(finite, keepdims=True))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reduction_refs(func: str, dtype: str) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
     sets = logcumsumexp_sets() if func == "logcumsumexp" else logmeanexp_sets()
     out = {}
@@ -281,7 +281,7 @@ def _reduction_refs(func: str, dtype: str) -> dict[str, list[tuple[np.ndarray, n
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _elementwise_refs(func: str, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grid, ref = ELEMENTWISE[func]
     x = grid(dtype)

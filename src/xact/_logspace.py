@@ -311,7 +311,7 @@ def logmeanexp(
     >>> import numpy as np
     >>> import xact
     >>> xact.logmeanexp(np.asarray([1.0, 2.0, 3.0]))
-    array(2.07606069)
+    array(2.30899368)
     >>> xact.logmeanexp(np.asarray([[0.0, -np.inf], [5.0, 7.0]]), axis=1,
     ...                 where=np.asarray([[False, False], [True, False]]))
     array([nan,  5.])
