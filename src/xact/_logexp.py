@@ -100,8 +100,7 @@ def log1mexp(x: Array, /, *, xp: ModuleType | None = None) -> Array:
     derivative is :math:`1 / \operatorname{expm1}(x)`: infinite at 0,
     finite for every :math:`x > 0`, and 0 at negative entries.
 
-    ``log1mexp(x)`` is ``log(-expm1(-x))`` of
-    :func:`jax.numpy.log1mexp`-style APIs in terms of a positive argument;
+    The convention (a positive argument) is that of :func:`jax.nn.log1mexp`;
     for :math:`a < 0`, :math:`\log(1 - e^{a})` is ``log1mexp(-a)``.
 
     Examples
