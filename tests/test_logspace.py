@@ -146,6 +146,16 @@ def test_logcumsumexp_shapes_and_errors(backend):
         xact.logcumsumexp(x, reverse=1)
 
 
+def test_logcumsumexp_needs_a_known_length():
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(np.arange(6.0), chunks=3)
+    x = x[x > 1]  # unknown chunk sizes
+    with pytest.raises(ValueError, match="length of `x` along `axis`"):
+        xact.logcumsumexp(x)
+    got = xact.logcumsumexp(x.compute_chunk_sizes())
+    np.testing.assert_allclose(got.compute(), ref_logcumsumexp(np.arange(2.0, 6.0)), rtol=1e-15)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(

@@ -240,6 +240,13 @@ def logcumsumexp(
     xp, (x,) = as_arrays(func, [("x", x)], xp)
     ct, rt = compute_dtype(xp, x, func)
     ax = _validate_axis(axis, x.ndim, func)
+    n = x.shape[ax]
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        msg = (
+            f"{func}: the length of `x` along `axis` must be known to plan the "
+            "scan (for Dask, call `x.compute_chunk_sizes()` first)"
+        )
+        raise ValueError(msg)
     xc = to_compute(xp, x, ct)
     if has_zero_size(xc):
         return to_compute(xp, xc, rt)
