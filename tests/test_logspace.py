@@ -75,7 +75,7 @@ DOMAIN = {
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("axis", [0, -1])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_logcumsumexp_matches_reference(backend, dtype, axis, reverse):
     rng = np.random.default_rng(1)
@@ -175,15 +175,15 @@ def test_logcumsumexp_prefixes_are_logsumexps(values):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("axis", [None, 0, -1, (0, 2)])
-@pytest.mark.parametrize("keepdims", [False, True])
-def test_logmeanexp_matches_reference(backend, dtype, axis, keepdims):
+@pytest.mark.parametrize("axis", [None, 1, (0, 2)])
+def test_logmeanexp_matches_reference(backend, dtype, axis):
     rng = np.random.default_rng(2)
     a = (rng.standard_normal((3, 4, 5)) * 10 + 20).astype(dtype)
-    want = ref_logmeanexp(a, axis=axis, keepdims=keepdims)
     tol = 2e-6 if dtype == "float32" else 1e-13
-    got = xact.logmeanexp(backend.asarray(a), axis=axis, keepdims=keepdims)
-    backend.check(got, want, dtype=dtype, shape=np.shape(want), rtol=tol)
+    for keepdims in (False, True):
+        want = ref_logmeanexp(a, axis=axis, keepdims=keepdims)
+        got = xact.logmeanexp(backend.asarray(a), axis=axis, keepdims=keepdims)
+        backend.check(got, want, dtype=dtype, shape=np.shape(want), rtol=tol)
 
 
 def test_logmeanexp_where(backend):
@@ -330,7 +330,7 @@ CALLS: dict[str, Callable[..., Any]] = {
 }
 
 
-@pytest.mark.parametrize("dtype", ["int8", "int64", "uint8", "bool"])
+@pytest.mark.parametrize("dtype", ["int64", "uint8", "bool"])
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_integer_and_bool_promote_to_default_float(backend, dtype, name):
     a = np.array([[1, 0, 1], [0, 1, 1]]).astype(dtype)
@@ -447,7 +447,9 @@ def _grad(bk, f: Callable[[Any], Any], a: np.ndarray, v: np.ndarray) -> np.ndarr
         out = f(x)
         return jnp.sum(jnp.where(jnp.isfinite(out), out, 0.0) * v)
 
-    return np.asarray(jax.grad(loss)(jnp.asarray(a)))
+    # jit: eager JAX would compile each of the many small operations of
+    # the backward pass separately, seconds per new shape
+    return np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(a)))
 
 
 def test_grad_logcumsumexp(ad_backend):
