@@ -101,6 +101,7 @@ OBJECTS: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
             ("py:function", "jax.nn.log_sigmoid", "_autosummary/$.html#$"),
             ("py:function", "jax.nn.softplus", "_autosummary/$.html#$"),
             ("py:function", "jax.nn.logmeanexp", "_autosummary/$.html#$"),
+            ("py:function", "jax.nn.log1mexp", "_autosummary/$.html#$"),
             ("py:function", "jax.scipy.special.logsumexp", "_autosummary/$.html#$"),
         ],
     ),

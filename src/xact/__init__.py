@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._logexp import log1mexp, logit, softplus_inverse
+from ._logspace import logcumsumexp, logmeanexp
 from ._logsumexp import log_softmax, logsumexp, softmax, softmin
 from ._losses import cross_entropy, nll_loss
 from ._pointwise_losses import binary_cross_entropy_with_logits, kl_div
@@ -14,12 +16,17 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "kl_div",
+    "log1mexp",
     "log_sigmoid",
     "log_softmax",
+    "logcumsumexp",
+    "logit",
+    "logmeanexp",
     "logsumexp",
     "nll_loss",
     "sigmoid",
     "softmax",
     "softmin",
     "softplus",
+    "softplus_inverse",
 ]
