@@ -6,7 +6,6 @@ and every cross-reference that does not resolve, is an error).
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -83,41 +82,5 @@ html_static_path: list[str] = []
 html_show_sourcelink = False
 html_copy_source = False
 
-# -- Pages whose functions are not merged yet -----------------------------------
-# TEMPORARY (remove at merge): the losses and toolkit pages list functions that
-# other branches add. Until all of a page's names are in ``xact.__all__`` its
-# autosummary block is replaced by a note, so the build stays warning-free on
-# branches without them. Once merged, delete this dict and the handler below:
-# then a name that goes missing fails the build.
-PENDING_UNTIL_MERGED: dict[str, list[str]] = {
-    "api/losses": ["binary_cross_entropy_with_logits", "cross_entropy", "kl_div", "nll_loss"],
-    "api/toolkit": ["log1mexp", "logcumsumexp", "logit", "logmeanexp", "softplus_inverse"],
-}
-
-_PENDING_BLOCK = re.compile(r"^% pending-begin$.*?^% pending-end$", re.DOTALL | re.MULTILINE)
-
-
-def _missing(docname: str) -> list[str]:
-    return sorted(set(PENDING_UNTIL_MERGED.get(docname, ())) - set(xact.__all__))
-
-
-# autosummary reads the sources itself to write the stub pages: leave out the
-# pages whose functions are not there yet.
-autosummary_generate = [
-    str(p.relative_to(DOCS))
-    for p in sorted((DOCS / "api").glob("*.md"))
-    if not _missing(f"api/{p.stem}")
-]
-
-
-def _hide_pending(app: object, docname: str, source: list[str]) -> None:
-    missing = _missing(docname)
-    if not missing:
-        return
-    names = ", ".join(f"``{n}``" for n in missing)
-    note = f"```{{note}}\nNot in this build of xact yet: {names}.\n```"
-    source[0] = _PENDING_BLOCK.sub(lambda _m: note, source[0])
-
-
-def setup(app: object) -> None:
-    app.connect("source-read", _hide_pending)  # type: ignore[attr-defined]
+# autosummary writes a stub page for every function listed in docs/api/*.md.
+autosummary_generate = True

@@ -37,16 +37,7 @@ def _modules() -> list[ModuleType]:
     return mods
 
 
-# Modules owned by branches not merged yet, whose __all__ is added at merge.
-# Strict xfail: the test fails as soon as the module is fixed, so that the entry
-# is removed here.
-NO_ALL_YET = {"xact._kernel"}
-MODULES = [
-    pytest.param(m, marks=pytest.mark.xfail(reason="__all__ added at merge", strict=True))
-    if m.__name__ in NO_ALL_YET
-    else m
-    for m in _modules()
-]
+MODULES = _modules()
 
 
 def _defined_names(mod: ModuleType) -> set[str]:

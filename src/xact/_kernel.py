@@ -39,6 +39,8 @@ from types import ModuleType
 
 from ._namespace import Array, get_device
 
+__all__ = ["CUTOFF", "Shifted", "const", "shifted"]
+
 
 CUTOFF = 1000.0
 """exp(-CUTOFF) underflows to 0 in float64 and every narrower dtype."""

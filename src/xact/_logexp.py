@@ -41,9 +41,9 @@ from ._namespace import (
 
 __all__ = ["log1mexp", "logit", "softplus_inverse"]
 
-LN2 = math.log(2.0)
-LN2_LO = 2.3190468138462996e-17
-"""``log 2 - LN2``, the rounding error of the float64 ``log 2``."""
+_LN2 = math.log(2.0)
+_LN2_LO = 2.3190468138462996e-17
+"""``log 2 - _LN2``, the rounding error of the float64 ``log 2``."""
 
 
 def _prepare(func: str, x: Array, name: str, xp: ModuleType | None) -> tuple[ModuleType, Array, object]:
@@ -55,10 +55,10 @@ def _prepare(func: str, x: Array, name: str, xp: ModuleType | None) -> tuple[Mod
 def _log1mexp(xp: ModuleType, x: Array) -> Array:
     """``log(1 - exp(-x))`` for ``x > 0`` (finite or +inf); other entries
     must already be replaced by a positive value."""
-    small = x <= const(xp, LN2, x)
+    small = x <= const(xp, _LN2, x)
     # Each branch sees only arguments where it is finite, so that neither the
     # value nor the gradient of the unused branch is NaN or infinite.
-    xs = xp.where(small, x, const(xp, LN2, x))
+    xs = xp.where(small, x, const(xp, _LN2, x))
     xl = xp.where(small, const(xp, 1.0, x), x)
     return xp.where(small, xp.log(-xp.expm1(-xs)), xp.log1p(-xp.exp(-xl)))
 
@@ -120,11 +120,11 @@ def log1mexp(x: Array, /, *, xp: ModuleType | None = None) -> Array:
 
 def _ln2_two_word(xp: ModuleType, like: Array) -> tuple[Array, Array]:
     """``log 2`` as ``hi + lo`` in the (float32 or float64) dtype of ``like``."""
-    hi = LN2
+    hi = _LN2
     if xp.finfo(like.dtype).bits == 32:
-        hi = struct.unpack("f", struct.pack("f", LN2))[0]
-    # LN2 - hi is exact in Python floats; LN2_LO is log 2 - LN2.
-    return const(xp, hi, like), const(xp, (LN2 - hi) + LN2_LO, like)
+        hi = struct.unpack("f", struct.pack("f", _LN2))[0]
+    # _LN2 - hi is exact in Python floats; _LN2_LO is log 2 - _LN2.
+    return const(xp, hi, like), const(xp, (_LN2 - hi) + _LN2_LO, like)
 
 
 def softplus_inverse(y: Array, /, *, xp: ModuleType | None = None) -> Array:
@@ -173,7 +173,7 @@ def softplus_inverse(y: Array, /, *, xp: ModuleType | None = None) -> Array:
     """
     xp, y, rt = _prepare("softplus_inverse", y, "y", xp)
     one = const(xp, 1.0, y)
-    lo_edge, hi_edge = const(xp, 0.35, y), const(xp, 2 * LN2, y)
+    lo_edge, hi_edge = const(xp, 0.35, y), const(xp, 2 * _LN2, y)
     pos = y > 0
     small = pos & (y < lo_edge)
     large = y > hi_edge

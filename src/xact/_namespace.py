@@ -55,6 +55,7 @@ __all__ = [
     "is_jax_namespace",
     "is_numpy_namespace",
     "is_torch_namespace",
+    "library_of",
     "normalize_axis",
     "reduced_shape",
     "runs_numpy_kernels",
