@@ -1,0 +1,1 @@
+"""PyTorch fast paths (none yet: every call takes the generic path)."""
