@@ -57,7 +57,7 @@ def _rows(x: Any, axis: Any) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ..
     ndim = x.ndim
     shape = x.shape
     if axis is None:
-        if not x.flags.c_contiguous or x.size > MAX_ROW:
+        if not x.flags.c_contiguous:
             return None
         return x.reshape(1, x.size), (), (1,) * ndim
     if type(axis) is tuple:
@@ -87,6 +87,64 @@ def _generic(func: str, x: np.ndarray, **kw: Any) -> np.ndarray:
         return getattr(xact, func)(x, **kw)
 
 
+def _shifted(blk, m_fin, s, t, msk, a, e) -> None:
+    """The kernel of :mod:`xact._kernel` on one block, into owned buffers.
+
+    ``s = fl(x - m)`` (clipped at the cut-off), ``e`` its rounding error
+    (float64 input only; ``a`` and ``e`` are None for float32),
+    ``t = exp(s) * (1 + e)`` with 0 at the maximum entries, ``msk`` the
+    maximum entries (``s == 0``).
+    """
+    if a is not None:
+        # TwoSum of a - m_fin on finite operands, a = x clipped to
+        # [m - CUTOFF - |m| 2^-50, m]: the margin keeps the lower bound
+        # below m where m - CUTOFF rounds to m, so that s == 0 exactly
+        # at the maximum entries and exp(s) == 0 below the cut-off.
+        # NaN rows stay NaN, quietly.
+        np.clip(blk, (m_fin - CUTOFF) - np.abs(m_fin) * 2.0**-50, m_fin, out=a)
+        np.subtract(a, m_fin, out=s)
+        np.subtract(s, a, out=e)  # bb
+        np.subtract(s, e, out=t)  # s - bb
+        np.subtract(a, t, out=t)  # a - (s - bb)
+        np.add(e, m_fin, out=e)  # m + bb
+        np.subtract(t, e, out=e)  # e
+        np.equal(s, 0.0, out=msk)  # the maximum entries
+        np.exp(s, out=t)
+        np.add(e, 1.0, out=a)
+        np.multiply(t, a, out=t)
+    else:
+        # float32 - float32 within CUTOFF is exact in float64.
+        np.subtract(blk, m_fin, out=s, dtype=_F64)
+        np.equal(s, 0.0, out=msk)
+        np.exp(s, out=t)
+    np.copyto(t, 0.0, where=msk)
+
+
+def _logsumexp_all(flat: np.ndarray) -> np.ndarray:
+    """logsumexp over all of a contiguous array: one max, then blocks."""
+    m = np.maximum.reduce(flat)
+    if not np.isfinite(m):
+        return np.asarray(m)  # +inf, -inf (no mass) or NaN, as the generic
+    f64 = flat.dtype == _F64
+    nb = min(flat.size, BLOCK)
+    s_buf, t_buf = np.empty(nb, _F64), np.empty(nb, _F64)
+    m_buf = np.empty(nb, np.bool_)
+    a_buf = np.empty(nb, _F64) if f64 else None
+    e_buf = np.empty(nb, _F64) if f64 else None
+    m_fin = np.float64(m)
+    k = 0
+    parts = []
+    for i0 in range(0, flat.size, nb):
+        h = min(flat.size, i0 + nb) - i0
+        a = a_buf[:h] if a_buf is not None else None
+        e = e_buf[:h] if e_buf is not None else None
+        _shifted(flat[i0 : i0 + h], m_fin, s_buf[:h], t_buf[:h], m_buf[:h], a, e)
+        k += int(np.count_nonzero(m_buf[:h]))
+        parts.append(np.add.reduce(t_buf[:h]))
+    rest = np.add.reduce(np.asarray(parts))
+    return np.asarray(m_fin + np.log1p((k - 1) + rest), dtype=flat.dtype)
+
+
 def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
     """Fill ``out`` (rows, 1) for ``logsumexp`` or (rows, n) for the others."""
     rows, n = x2.shape
@@ -95,9 +153,8 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
     s_buf = np.empty((rb, n), _F64)
     t_buf = np.empty((rb, n), _F64)
     m_buf = np.empty((rb, n), np.bool_)
-    if f64:
-        a_buf = np.empty((rb, n), _F64)
-        e_buf = np.empty((rb, n), _F64)
+    a_buf = np.empty((rb, n), _F64) if f64 else s_buf
+    e_buf = np.empty((rb, n), _F64) if f64 else s_buf
     bad_rows = []
     for r0 in range(0, rows, rb):
         r1 = min(rows, r0 + rb)
@@ -114,31 +171,9 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
             bad_rows.append(r0 + np.flatnonzero(~fin[:, 0]))
             quiet = np.errstate(all="ignore")
             quiet.__enter__()
-        if f64:
-            # TwoSum of a - m_fin on finite operands, a = x clipped to
-            # [m - CUTOFF - |m| 2^-50, m]: the margin keeps the lower bound
-            # below m where m - CUTOFF rounds to m, so that s == 0 exactly
-            # at the maximum entries and exp(s) == 0 below the cut-off.
-            # NaN rows stay NaN, quietly.
-            a, e = a_buf[:h], e_buf[:h]
-            lo = m_fin - CUTOFF
-            np.clip(blk, lo - np.abs(m_fin) * 2.0**-50, m_fin, out=a)
-            np.subtract(a, m_fin, out=s)
-            np.subtract(s, a, out=e)  # bb
-            np.subtract(s, e, out=t)  # s - bb
-            np.subtract(a, t, out=t)  # a - (s - bb)
-            np.add(e, m_fin, out=e)  # m + bb
-            np.subtract(t, e, out=e)  # e
-            np.equal(s, 0.0, out=msk)  # the maximum entries
-            np.exp(s, out=t)
-            np.add(e, 1.0, out=a)
-            np.multiply(t, a, out=t)
-        else:
-            # float32 - float32 within CUTOFF is exact in float64.
-            np.subtract(blk, m_fin, out=s, dtype=_F64)
-            np.equal(s, 0.0, out=msk)
-            np.exp(s, out=t)
-        np.copyto(t, 0.0, where=msk)
+        _shifted(blk, m_fin, s, t, msk, a_buf[:h] if f64 else None, e_buf[:h] if f64 else None)
+        lo = m_fin - CUTOFF
+        e = e_buf[:h] if f64 else None
         k = np.add.reduce(msk, axis=1, dtype=_F64, keepdims=True)
         rest = np.add.reduce(t, axis=1, keepdims=True)
         lg = np.log1p(np.where(fin, (k - 1.0) + rest, 0.0))
@@ -176,6 +211,8 @@ def logsumexp(
     if got is None:
         return NotImplemented
     x2, kept, kept_dims = got
+    if axis is None:
+        return _logsumexp_all(x2.reshape(-1)).reshape(kept_dims if keepdims else kept)
     out = np.empty((x2.shape[0], 1), x.dtype)
     _reduce_rows(x2, "logsumexp", out)
     return out.reshape(kept_dims if keepdims else kept)
