@@ -310,7 +310,7 @@ def time_call(
     sync(fn())
     once = max(time.perf_counter() - t0, 1e-7)
     number = max(1, int(2e-3 / once))
-    samples: list[float] = []
+    samples: list[float] = [once] if number == 1 else []
     start = time.perf_counter()
     while len(samples) < min_repeats or (
         time.perf_counter() - start < budget and len(samples) < 10_000
@@ -682,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtypes", default=None, help="comma-separated: float32,float64")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--budget", type=float, default=None, help="seconds of samples per timing")
+    parser.add_argument("--repeats", type=int, default=None, help="least number of samples per timing")
     parser.add_argument("--generic", action="store_true", help="also time xact without fast paths")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     parser.add_argument("--out", default=None, help="directory for bench.md and bench.png")
@@ -703,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dtypes = args.dtypes.split(",") if args.dtypes else DTYPES
     functions = args.functions.split(",") if args.functions else None
     budget = args.budget if args.budget is not None else (0.02 if args.quick else 0.6)
-    min_repeats = 3 if args.quick else 5
+    min_repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
 
     print(f"# {machine()}")
     print(HEADER)
