@@ -60,7 +60,9 @@ def test_log_softmax_streams_through_a_small_worker():
         th = threading.Thread(target=sample, daemon=True)
         th.start()
         try:
-            mass, total = dask.compute(*checks)
+            futures = client.compute(checks)
+            distributed.wait(futures, timeout=120)
+            mass, total = client.gather(futures)
         finally:
             stop.set()
             th.join()

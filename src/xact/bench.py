@@ -597,7 +597,7 @@ def plot(results: Sequence[Result], path: str) -> bool:
 def dask_out_of_core(
     total_mb: float = 2048.0,
     memory_limit_mb: float = 512.0,
-    chunk_rows: int = 256,
+    chunk_rows: int = 32,
     cols: int = 32768,
     log: Callable[[str], Any] = print,
 ) -> dict[str, float]:

@@ -68,6 +68,10 @@ def _backend_for(tp: type) -> ModuleType | None:
     np = sys.modules.get("numpy")
     if root == "numpy" and np is not None and tp is np.ndarray:
         from . import _numpy as mod
+    elif root == "dask":
+        da = sys.modules.get("dask.array")
+        if da is not None and issubclass(tp, da.Array):
+            from . import _dask as mod
     elif root == "torch":
         torch = sys.modules.get("torch")
         if torch is not None and issubclass(tp, torch.Tensor):
