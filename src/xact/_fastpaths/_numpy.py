@@ -31,6 +31,7 @@ declines with ``NotImplemented`` and takes the generic path.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -164,37 +165,35 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
         m = np.maximum.reduce(blk, axis=1, keepdims=True)
         fin = np.isfinite(m)
         m_fin = np.where(fin, m, 0.0).astype(_F64, copy=False)  # (rows, 1)
-        quiet = None
-        if not fin.all():
+        all_fin = bool(fin.all())
+        quiet = contextlib.nullcontext() if all_fin else np.errstate(all="ignore")
+        if not all_fin:
             # Those rows are recomputed below; their arithmetic here may
             # overflow (exp of +inf entries) and must not warn.
             bad_rows.append(r0 + np.flatnonzero(~fin[:, 0]))
-            quiet = np.errstate(all="ignore")
-            quiet.__enter__()
-        _shifted(blk, m_fin, s, t, msk, a_buf[:h] if f64 else None, e_buf[:h] if f64 else None)
-        lo = m_fin - CUTOFF
-        e = e_buf[:h] if f64 else None
-        k = np.add.reduce(msk, axis=1, dtype=_F64, keepdims=True)
-        rest = np.add.reduce(t, axis=1, keepdims=True)
-        lg = np.log1p(np.where(fin, (k - 1.0) + rest, 0.0))
-        if mode == "logsumexp":
-            np.copyto(out[r0:r1], np.where(fin, m_fin + lg, m), casting="same_kind")
-        elif mode == "softmax":
-            np.copyto(t, 1.0, where=msk)
-            np.divide(t, np.where(fin, k + rest, 1.0), out=out[r0:r1], casting="same_kind")
-        else:  # log_softmax: (d - lg) + e, and -inf below the cut-off
-            o = out[r0:r1]
-            if f64:
-                np.subtract(s, lg, out=o)
-                np.add(o, e, out=o)
-                np.less(blk, lo, out=msk)
-            else:
-                np.subtract(s, lg, out=o, casting="same_kind")
-                m32 = np.where(fin, m, np.float32(0))
-                np.less(blk, m32 - np.float32(CUTOFF), out=msk)
-            np.copyto(o, _NEG_INF, where=msk)
-        if quiet is not None:
-            quiet.__exit__(None, None, None)
+        with quiet:
+            _shifted(blk, m_fin, s, t, msk, a_buf[:h] if f64 else None, e_buf[:h] if f64 else None)
+            lo = m_fin - CUTOFF
+            e = e_buf[:h] if f64 else None
+            k = np.add.reduce(msk, axis=1, dtype=_F64, keepdims=True)
+            rest = np.add.reduce(t, axis=1, keepdims=True)
+            lg = np.log1p(np.where(fin, (k - 1.0) + rest, 0.0))
+            if mode == "logsumexp":
+                np.copyto(out[r0:r1], np.where(fin, m_fin + lg, m), casting="same_kind")
+            elif mode == "softmax":
+                np.copyto(t, 1.0, where=msk)
+                np.divide(t, np.where(fin, k + rest, 1.0), out=out[r0:r1], casting="same_kind")
+            else:  # log_softmax: (d - lg) + e, and -inf below the cut-off
+                o = out[r0:r1]
+                if f64:
+                    np.subtract(s, lg, out=o)
+                    np.add(o, e, out=o)
+                    np.less(blk, lo, out=msk)
+                else:
+                    np.subtract(s, lg, out=o, casting="same_kind")
+                    m32 = np.where(fin, m, np.float32(0))
+                    np.less(blk, m32 - np.float32(CUTOFF), out=msk)
+                np.copyto(o, _NEG_INF, where=msk)
     if bad_rows:
         idx = np.concatenate(bad_rows)
         if mode != "logsumexp":
