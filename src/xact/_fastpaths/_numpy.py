@@ -97,12 +97,12 @@ def _shifted(blk, m_fin, s, t, msk, a, e) -> None:
     maximum entries (``s == 0``).
     """
     if a is not None:
-        # TwoSum of a - m_fin on finite operands, a = x clipped to
-        # [m - CUTOFF - |m| 2^-50, m]: the margin keeps the lower bound
-        # below m where m - CUTOFF rounds to m, so that s == 0 exactly
-        # at the maximum entries and exp(s) == 0 below the cut-off.
-        # NaN rows stay NaN, quietly.
-        np.clip(blk, (m_fin - CUTOFF) - np.abs(m_fin) * 2.0**-50, m_fin, out=a)
+        # TwoSum of a - m_fin on finite operands, a = x raised to at least
+        # m - CUTOFF - |m| 2^-50: the margin keeps that bound below m where
+        # m - CUTOFF rounds to m, so that s == 0 exactly at the maximum
+        # entries and exp(s) == 0 below the cut-off. (Rows without a finite
+        # maximum compute garbage here, quietly, and are recomputed.)
+        np.maximum(blk, (m_fin - CUTOFF) - np.abs(m_fin) * 2.0**-50, out=a)
         np.subtract(a, m_fin, out=s)
         np.subtract(s, a, out=e)  # bb
         np.subtract(s, e, out=t)  # s - bb
@@ -118,7 +118,7 @@ def _shifted(blk, m_fin, s, t, msk, a, e) -> None:
         np.subtract(blk, m_fin, out=s, dtype=_F64)
         np.equal(s, 0.0, out=msk)
         np.exp(s, out=t)
-    np.copyto(t, 0.0, where=msk)
+    np.putmask(t, msk, 0.0)
 
 
 def _logsumexp_all(flat: np.ndarray) -> np.ndarray:
@@ -181,7 +181,7 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
             if mode == "logsumexp":
                 np.copyto(out[r0:r1], np.where(fin, m_fin + lg, m), casting="same_kind")
             elif mode == "softmax":
-                np.copyto(t, 1.0, where=msk)
+                np.putmask(t, msk, 1.0)
                 np.divide(t, np.where(fin, k + rest, 1.0), out=out[r0:r1], casting="same_kind")
             else:  # log_softmax: (d - lg) + e, and -inf below the cut-off
                 o = out[r0:r1]
@@ -193,7 +193,7 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
                     np.subtract(s, lg, out=o, casting="same_kind")
                     m32 = np.where(fin, m, np.float32(0))
                     np.less(blk, m32 - np.float32(CUTOFF), out=msk)
-                np.copyto(o, _NEG_INF, where=msk)
+                np.putmask(o, msk, _NEG_INF)
     if bad_rows:
         idx = np.concatenate(bad_rows)
         if mode != "logsumexp":
