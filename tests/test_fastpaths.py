@@ -237,3 +237,24 @@ def test_jit_keeps_the_twosum_correction():
     mpmath.mp.dps = 50
     exact = mpmath.mpf(1e-3) - mpmath.log(sum(mpmath.exp(mpmath.mpf(v)) for v in (1e-3, -40.0, -40.0)))
     assert abs(jitted[0, 0] - float(exact)) <= 2 * np.spacing(abs(jitted[0, 0]))
+
+
+def test_float32_differences_are_exact_in_float64():
+    """Why the float32 fast path needs no TwoSum: x - m of two float32
+    numbers within the cut-off (2^10 apart, 24-bit significands) needs at
+    most 24 + 10 + 1 bits and more only when m is tiny, where the part lost
+    is below 2^-53 of the difference, far under float32's resolution."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    m = (rng.standard_normal(3000) * 10.0 ** rng.integers(-3, 4, 3000)).astype(np.float32)
+    x = (m.astype(np.float64) - rng.uniform(0, 1000, 3000)).astype(np.float32)
+    d = x.astype(np.float64) - m.astype(np.float64)
+    for xi, mi, di in zip(x, m, d):
+        exact = Fraction(float(xi)) - Fraction(float(mi))
+        err = abs(Fraction(float(di)) - exact)
+        assert err <= abs(exact) * Fraction(1, 2**53), (xi, mi)
+    exact_count = sum(
+        Fraction(float(di)) == Fraction(float(xi)) - Fraction(float(mi)) for xi, mi, di in zip(x, m, d)
+    )
+    assert exact_count >= 0.9 * len(d)
