@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Literal, overload
 
 from ._complex import logsumexp_complex
+from ._fastpaths import dispatch
 from ._kernel import const, shifted
 from ._namespace import (
     Array,
@@ -158,6 +159,9 @@ def logsumexp(
     >>> xact.logsumexp(np.asarray([1.0, 2.0]), b=np.asarray([1.0, -1.0]), return_sign=True)
     (array(1.54132485), array(-1.))
     """
+    kw = {"axis": axis, "keepdims": keepdims, "b": b, "return_sign": return_sign, "where": where}
+    if (r := dispatch("logsumexp", x, xp, **kw)) is not NotImplemented:
+        return r
     func = "logsumexp"
     xp, (x, b, where) = as_arrays(func, [("x", x), ("b", b), ("where", where)], xp)
     if b is not None:
@@ -281,6 +285,8 @@ def softmax(
     >>> xact.softmax(np.asarray([np.inf, np.inf, 0.0]))
     array([0.5, 0.5, 0. ])
     """
+    if (r := dispatch("softmax", x, xp, axis=axis, where=where, temperature=temperature)) is not NotImplemented:
+        return r
     xp, xc, axes, rt = _prepare("softmax", x, axis, where, temperature, xp)
     return to_compute(xp, _softmax(xp, xc, axes), rt)
 
@@ -389,6 +395,8 @@ def log_softmax(
     >>> xact.log_softmax(np.asarray([0.0, -40.0]))
     array([-4.24835426e-18, -4.00000000e+01])
     """
+    if (r := dispatch("log_softmax", x, xp, axis=axis, where=where, temperature=temperature)) is not NotImplemented:
+        return r
     func = "log_softmax"
     xp, xc, axes, rt = _prepare(func, x, axis, where, temperature, xp)
     if has_zero_size(xc):

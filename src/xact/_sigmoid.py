@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from ._fastpaths import dispatch
 from ._kernel import const
 from ._namespace import (
     Array,
@@ -82,6 +83,8 @@ def sigmoid(x: Array, /, *, xp: ModuleType | None = None) -> Array:
     >>> xact.sigmoid(np.asarray([2.0, 0.0, -720.0]))
     array([8.80797078e-001, 5.00000000e-001, 2.03223080e-313])
     """
+    if (r := dispatch("sigmoid", x, xp)) is not NotImplemented:
+        return r
     xp, x, rt = _prepare("sigmoid", x, xp)
     pos = x >= 0
     e = xp.exp(_neg_abs(xp, x, pos))
@@ -120,6 +123,8 @@ def log_sigmoid(x: Array, /, *, xp: ModuleType | None = None) -> Array:
     >>> xact.log_sigmoid(np.asarray([-1000.0, 0.0, 40.0]))
     array([-1.00000000e+03, -6.93147181e-01, -4.24835426e-18])
     """
+    if (r := dispatch("log_sigmoid", x, xp)) is not NotImplemented:
+        return r
     xp, x, rt = _prepare("log_sigmoid", x, xp)
     pos = x >= 0
     e = xp.exp(_neg_abs(xp, x, pos))
@@ -164,6 +169,8 @@ def softplus(x: Array, /, *, beta: float = 1.0, xp: ModuleType | None = None) ->
     >>> xact.softplus(np.asarray([-40.0, 0.0, 1000.0]))
     array([4.24835426e-18, 6.93147181e-01, 1.00000000e+03])
     """
+    if (r := dispatch("softplus", x, xp, beta=beta)) is not NotImplemented:
+        return r
     func = "softplus"
     beta = validate_positive(beta, "beta", func)
     xp, x, rt = _prepare(func, x, xp)

@@ -1,0 +1,93 @@
+"""Per-backend fast paths, kept apart from the generic code.
+
+The generic functions (:mod:`xact._logsumexp`, :mod:`xact._sigmoid`) are the
+definition of xact: they are written once against the array API standard.
+A fast path is an optional, backend-specific implementation of one public
+function for the common case, which gives the same answers (to a few ULP
+of rounding, exactly for every special value) under the same tests. Each
+public function starts with::
+
+    r = dispatch("softmax", x, xp, axis=axis, where=where, ...)
+    if r is not NotImplemented:
+        return r
+
+:func:`dispatch` looks the type of ``x`` up (cached per type, without
+importing any framework: a type's module is in ``sys.modules`` already)
+and calls the backend module's function of that name, which returns
+``NotImplemented`` to decline wherever it would differ or gain nothing
+(``where=``, weights, complex or low-precision dtypes, unusual axes or
+layouts, an explicit ``xp``...). Declining costs well under a microsecond.
+
+Fast paths are switched off by setting the environment variable
+``XACT_DISABLE_FASTPATHS=1`` (read at every call) or inside
+``with xact._fastpaths.disabled():``; the test suite runs both ways.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+__all__ = ["disabled", "dispatch", "enabled"]
+
+_DISABLED_DEPTH = 0
+_ENV = "XACT_DISABLE_FASTPATHS"
+
+
+def enabled() -> bool:
+    """Whether fast paths are used (the environment is read at every call)."""
+    return _DISABLED_DEPTH == 0 and os.environ.get(_ENV, "") in ("", "0")
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block every call takes the generic path."""
+    global _DISABLED_DEPTH  # noqa: PLW0603 - a process-wide switch
+    _DISABLED_DEPTH += 1
+    try:
+        yield
+    finally:
+        _DISABLED_DEPTH -= 1
+
+
+_BY_TYPE: dict[type, ModuleType | None] = {}
+
+
+def _backend_for(tp: type) -> ModuleType | None:
+    """The fast-path module for arrays of type ``tp`` (None: no fast path)."""
+    try:
+        return _BY_TYPE[tp]
+    except KeyError:
+        pass
+    root = tp.__module__.split(".")[0]
+    mod: ModuleType | None = None
+    np = sys.modules.get("numpy")
+    if root == "numpy" and np is not None and tp is np.ndarray:
+        from . import _numpy as mod
+    elif root == "dask":
+        da = sys.modules.get("dask.array")
+        if da is not None and issubclass(tp, da.Array):
+            from . import _dask as mod
+    elif root == "torch":
+        torch = sys.modules.get("torch")
+        if torch is not None and issubclass(tp, torch.Tensor):
+            from . import _torch as mod
+    _BY_TYPE[tp] = mod
+    return mod
+
+
+def dispatch(func: str, x: Any, xp: ModuleType | None, **kwargs: Any) -> Any:
+    """Call the fast path for ``func`` on ``x``, or return NotImplemented."""
+    if xp is not None or _DISABLED_DEPTH or os.environ.get(_ENV, "") not in ("", "0"):
+        return NotImplemented
+    mod = _backend_for(type(x))
+    if mod is None:
+        return NotImplemented
+    impl: Callable[..., Any] | None = getattr(mod, func, None)
+    if impl is None:
+        return NotImplemented
+    return impl(x, **kwargs)

@@ -1,0 +1,260 @@
+"""Fast paths against the generic path, on every backend.
+
+The generic code is the definition; a fast path must give the same
+answers: every special value (inf, -inf, NaN, 0) at the same place, and
+finite values within a few ULP (float32 fast paths compute in float64, so
+they are if anything closer to the truth). Each function runs twice on the
+same input, once with fast paths enabled and once inside
+``xact._fastpaths.disabled()``, on random and special inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import xact
+from xact import _fastpaths
+from xact._fastpaths import _numpy as fnp
+
+INF, NAN = math.inf, math.nan
+
+SPECIAL_ROWS = np.array(
+    [
+        [2.0, 1.0, 0.1, -3.0, 0.5, -1.0],
+        [-INF, -INF, -INF, -INF, -INF, -INF],  # no mass
+        [INF, 0.0, INF, 1.0, -INF, 2.0],  # +inf entries share the mass
+        [INF, -INF, 0.0, 0.0, 0.0, 0.0],
+        [NAN, 0.0, 1.0, 2.0, 3.0, 4.0],
+        [NAN, INF, -INF, 0.0, 1.0, 2.0],
+        [0.0, -40.0, -30.0, -45.0, -50.0, -60.0],  # dominant entry
+        [1e-3, -40.0, -40.0, -41.0, -42.0, -39.5],  # max near 0
+        [3.0, 3.0, 3.0, -1.0, -INF, 3.0],  # ties
+        [0.0, -2000.0, -999.0, -1001.0, -1e300, -INF],  # below the cut-off
+        [1e308, -1e308, 1e308, 0.0, -1e308, 1.0],  # huge spread
+        [-1e308, -1e308, -1e308, -1e308, -1e308, -1e308],
+        [5e-324, -5e-324, 0.0, -0.0, 1e-310, -1e-310],  # subnormals
+        [1e4, 1e4 + 1e-9, 1e4 - 1e-9, 9990.0, 1e4, -1e4],
+        [-745.0, -746.0, -700.0, -709.0, -710.0, -800.0],
+        [3e38, -3e38, 1e38, 0.0, 3.4e38, -3.4e38],  # float32 extremes
+    ]
+)
+
+
+def _random(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (10.0 * rng.standard_normal(shape)).astype(dtype)
+
+
+def _inputs(dtype):
+    with np.errstate(over="ignore"):
+        special = SPECIAL_ROWS.astype(dtype)
+    return {
+        "special": special,
+        "random_2d": _random((37, 53), dtype),
+        "random_1d": _random((301,), dtype, 1),
+        "random_3d": _random((3, 5, 7), dtype, 2),
+        "wide": _random((2, 40_000), dtype, 3),  # one row per block
+        "many_rows": np.concatenate(  # special rows in several blocks
+            [_random((3000, 6), dtype, 4), special, _random((3000, 6), dtype, 5), special]
+        ),
+        "ties_only": np.full((4, 8), 1.5, dtype),
+    }
+
+
+def _assert_same(fast, generic, ulps):
+    fast, generic = np.asarray(fast), np.asarray(generic)
+    assert fast.dtype == generic.dtype and fast.shape == generic.shape
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(generic))
+    fin_f, fin_g = np.isfinite(fast), np.isfinite(generic)
+    np.testing.assert_array_equal(fin_f, fin_g)
+    np.testing.assert_array_equal(fast[~fin_f & ~np.isnan(fast)], generic[~fin_g & ~np.isnan(generic)])
+    f, g = fast[fin_f].astype(np.float64), generic[fin_g].astype(np.float64)
+    scale = np.maximum(np.abs(f), np.abs(g))
+    tiny = np.finfo(fast.dtype).smallest_subnormal
+    tol = ulps * np.spacing(scale.astype(fast.dtype)).astype(np.float64) + tiny
+    bad = np.abs(f - g) > tol
+    assert not bad.any(), f"fast {f[bad][:5]} vs generic {g[bad][:5]}"
+
+
+def _both(func, x, **kw):
+    fast = func(x, **kw)
+    with _fastpaths.disabled():
+        generic = func(x, **kw)
+    return fast, generic
+
+
+REDUCTIONS = ["logsumexp", "softmax", "log_softmax", "softmin"]
+ELEMENTWISE = ["sigmoid", "log_sigmoid", "softplus"]
+ULPS = {"float64": 4, "float32": 8}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", REDUCTIONS + ELEMENTWISE)
+def test_fast_equals_generic(backend, name, dtype):
+    func = getattr(xact, name)
+    kw = {"axis": -1} if name in REDUCTIONS else {}
+    for label, host in _inputs(dtype).items():
+        if backend.lazy and label in ("wide", "many_rows"):
+            continue
+        x = backend.asarray(host, dtype)
+        fast, generic = _both(func, x, **kw)
+        g = backend.check(generic, dtype=dtype)
+        f = backend.check(fast, dtype=dtype, shape=g.shape)
+        try:
+            _assert_same(f, g, ULPS[dtype])
+        except AssertionError as exc:
+            raise AssertionError(f"{name} {dtype} on {label}: {exc}") from None
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"axis": None}, {"axis": None, "keepdims": True}, {"axis": -1, "keepdims": True}, {"axis": 2}, {"axis": (2,)}],
+)
+def test_logsumexp_axes_and_keepdims(backend, kw):
+    host = _random((4, 3, 50), "float64", 5)
+    host[1, 2, :] = -INF
+    host[2, 0, 7] = INF
+    x = backend.asarray(host)
+    fast, generic = _both(xact.logsumexp, x, **kw)
+    g = backend.check(generic, dtype="float64")
+    _assert_same(backend.check(fast, dtype="float64", shape=g.shape), g, 4)
+
+
+def test_numpy_fast_path_is_taken_for_the_common_case():
+    x = _random((16, 10), "float64")
+    assert fnp.softmax(x, axis=-1, where=None, temperature=1.0) is not NotImplemented
+    assert fnp.logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False, where=None) is not NotImplemented
+    assert fnp.sigmoid(x.astype(np.float32)) is not NotImplemented
+    assert fnp.softplus(x, beta=1.0) is not NotImplemented
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "kw"),
+    [
+        ("softmax", _random((4, 6), "float64"), {"where": np.ones((4, 6), bool)}),
+        ("softmax", _random((4, 6), "float64"), {"temperature": 2.0}),
+        ("softmax", _random((4, 6), "float64"), {"axis": 0}),
+        ("softmax", _random((4, 6), "float64"), {"axis": None}),
+        ("softmax", _random((6, 4), "float64").T, {"axis": -1}),  # 2-d, strided: taken
+        ("softmax", np.asfortranarray(_random((3, 4, 6), "float64")), {"axis": -1}),
+        ("softmax", _random((4, 6), "float16"), {}),
+        ("softmax", np.arange(24).reshape(4, 6), {}),
+        ("softmax", np.zeros((4, 0)), {}),
+        ("logsumexp", _random((4, 6), "float64"), {"b": 2.0}),
+        ("logsumexp", _random((4, 6), "float64"), {"return_sign": True}),
+        ("logsumexp", _random((4, 6), "float64") + 1j, {}),
+        ("logsumexp", _random((4, 6), "float64"), {"axis": (0, 1)}),
+        ("softplus", _random((4, 6), "float64"), {"beta": 2.0}),
+        ("sigmoid", _random((4, 6), "float64")[:, ::2], {}),
+        ("sigmoid", np.float64(0.5), {}),
+        ("sigmoid", [0.0, 1.0], {}),
+    ],
+)
+def test_declined_cases_give_the_generic_answer(name, x, kw):
+    fast, generic = _both(getattr(xact, name), x, **kw)
+    if isinstance(fast, tuple):
+        for f, g in zip(fast, generic):
+            np.testing.assert_array_equal(f, g)
+    else:
+        assert type(fast) is type(generic) and np.asarray(fast).dtype == np.asarray(generic).dtype
+        np.testing.assert_allclose(fast, generic, rtol=1e-13)
+
+
+def test_bad_arguments_raise_the_generic_errors():
+    x = _random((4, 6), "float64")
+    with pytest.raises(ValueError, match="temperature"):
+        xact.softmax(x, temperature=-1.0)
+    with pytest.raises(ValueError, match="out of range"):
+        xact.log_softmax(x, axis=5)
+    with pytest.raises(TypeError, match="beta"):
+        xact.softplus(x, beta="1")
+    with pytest.raises(TypeError, match="axis"):
+        xact.logsumexp(x, axis=1.0)
+
+
+def test_switches(monkeypatch):
+    monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
+    x = _random((4, 6), "float64")
+    monkeypatch.setattr(fnp, "softmax", lambda *a, **k: "fast")
+    assert xact.softmax(x) == "fast"
+    with _fastpaths.disabled():
+        assert isinstance(xact.softmax(x), np.ndarray)
+        assert not _fastpaths.enabled()
+    assert _fastpaths.enabled()
+    monkeypatch.setenv("XACT_DISABLE_FASTPATHS", "1")
+    assert not _fastpaths.enabled()
+    assert isinstance(xact.softmax(x), np.ndarray)
+    monkeypatch.setenv("XACT_DISABLE_FASTPATHS", "0")
+    assert xact.softmax(x) == "fast"
+
+
+def test_inputs_are_not_modified():
+    for name in REDUCTIONS + ELEMENTWISE:
+        x = SPECIAL_ROWS.copy()
+        getattr(xact, name)(x)
+        np.testing.assert_array_equal(x, SPECIAL_ROWS)
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax", "sigmoid", "softplus"])
+def test_numpy_peak_memory_at_most_twice_the_input(name, monkeypatch):
+    """The goal of the issue at 1/32 of the benchmark size (1024x32768)."""
+    monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
+    x = _random((256, 4096), "float64")
+    f = getattr(xact, name)
+    f(x)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = f(x)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    del out
+    assert peak <= 2 * x.nbytes, f"{name}: {peak / x.nbytes:.2f}x the input"
+
+
+def test_jit_keeps_the_twosum_correction():
+    """XLA must not simplify (a - (s - bb)) - (m + bb) away under jax.jit."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    x = jnp.asarray([[1e-3, -40.0, -40.0], [0.25, -38.5, -41.0], [-1e-3, -40.0, -45.0]])
+    eager = np.asarray(xact.log_softmax(x))
+    jitted = np.asarray(jax.jit(xact.log_softmax)(x))
+    np.testing.assert_array_equal(jitted, eager)
+    lse_e = np.asarray(xact.logsumexp(x, axis=-1))
+    lse_j = np.asarray(jax.jit(lambda a: xact.logsumexp(a, axis=-1))(x))
+    np.testing.assert_array_equal(lse_j, lse_e)
+    # and the correction is there: without it the first entry is 13 ULP off
+    import mpmath
+
+    mpmath.mp.dps = 50
+    exact = mpmath.mpf(1e-3) - mpmath.log(sum(mpmath.exp(mpmath.mpf(v)) for v in (1e-3, -40.0, -40.0)))
+    assert abs(jitted[0, 0] - float(exact)) <= 2 * np.spacing(abs(jitted[0, 0]))
+
+
+def test_float32_differences_are_exact_in_float64():
+    """Why the float32 fast path needs no TwoSum: x - m of two float32
+    numbers within the cut-off (2^10 apart, 24-bit significands) needs at
+    most 24 + 10 + 1 bits and more only when m is tiny, where the part lost
+    is below 2^-53 of the difference, far under float32's resolution."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    m = (rng.standard_normal(3000) * 10.0 ** rng.integers(-3, 4, 3000)).astype(np.float32)
+    x = (m.astype(np.float64) - rng.uniform(0, 1000, 3000)).astype(np.float32)
+    d = x.astype(np.float64) - m.astype(np.float64)
+    for xi, mi, di in zip(x, m, d):
+        exact = Fraction(float(xi)) - Fraction(float(mi))
+        err = abs(Fraction(float(di)) - exact)
+        assert err <= abs(exact) * Fraction(1, 2**53), (xi, mi)
+    exact_count = sum(
+        Fraction(float(di)) == Fraction(float(xi)) - Fraction(float(mi)) for xi, mi, di in zip(x, m, d)
+    )
+    assert exact_count >= 0.9 * len(d)
