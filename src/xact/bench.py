@@ -79,7 +79,7 @@ def _torch(path: str, **kw: Any) -> Callable[[], Callable[[Any], Any] | None]:
 
         owner = F if path.startswith("F.") else torch
         f = getattr(owner, path.split(".")[-1])
-        return lambda a: f(a, **kw)
+        return lambda a, *rest: f(a, *rest, **kw)
 
     return make
 
@@ -92,6 +92,24 @@ def _jax(name: str, **kw: Any) -> Callable[[], Callable[[Any], Any] | None]:
         return lambda a: f(a, **kw)
 
     return make
+
+
+def _class_targets(logits: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Deterministic integer class targets, one per row, spread over the classes."""
+    rows, classes = logits.shape[0], logits.shape[-1]
+    return ((np.arange(rows, dtype=np.int64) * 7919) % classes,)
+
+
+def _jax_cross_entropy() -> Callable[[Any, Any], Any]:
+    """The usual JAX formulation (optax's, without optax): mean of -log_softmax at the target."""
+    import jax
+    import jax.numpy as jnp
+
+    def ce(x: Any, t: Any) -> Any:
+        logp = jax.nn.log_softmax(x, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, t[:, None], axis=-1))
+
+    return ce
 
 
 def _cupy(name: str, **kw: Any) -> Callable[[], Callable[[Any], Any] | None]:
@@ -179,6 +197,15 @@ CASES: tuple[Case, ...] = (
             "torch": _torch("F.softplus"),
             "jax": _jax("softplus"),
         },
+    ),
+    Case(
+        "cross_entropy",
+        {},
+        {
+            "torch": _torch("F.cross_entropy"),
+            "jax": _jax_cross_entropy,
+        },
+        inputs=_class_targets,
     ),
 )
 """Every benchmarked function. To add one (``cross_entropy``, say), append a
