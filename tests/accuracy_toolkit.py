@@ -228,11 +228,15 @@ REDUCTIONS = ("logcumsumexp", "logmeanexp")
 def _split(ref: list[mpmath.mpf]) -> tuple[np.ndarray, np.ndarray]:
     """References as double-double ``hi + lo`` (exact to about 1e-32)."""
     hi = np.array([float(r) for r in ref])
-    lo = np.array([float(r - mp.mpf(h)) if np.isfinite(h) else 0.0 for r, h in zip(ref, hi, strict=True)])
+    lo = np.array(
+        [float(r - mp.mpf(h)) if np.isfinite(h) else 0.0 for r, h in zip(ref, hi, strict=True)]
+    )
     return hi, lo
 
 
-def ulp_errors(got: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype: str, scale: np.ndarray | None = None) -> float:
+def ulp_errors(
+    got: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype: str, scale: np.ndarray | None = None
+) -> float:
     """Largest ``|got - ref|`` in ULPs of ``ref`` rounded to ``dtype``
     (as ``accuracy.ulp_error``, vectorised), or, with ``scale``, in ULPs of
     ``max(|ref|, scale)``.
@@ -254,7 +258,11 @@ def ulp_errors(got: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype: str, scal
     ok = ~special
     big = np.abs(rd[ok])
     if scale is not None:
-        sc = np.where(np.isfinite(scale), scale, 0.0)[ok] if np.ndim(scale) else np.full(big.shape, scale)
+        sc = (
+            np.where(np.isfinite(scale), scale, 0.0)[ok]
+            if np.ndim(scale)
+            else np.full(big.shape, scale)
+        )
         big = np.maximum(big, sc.astype(dtype))
     spacing = np.spacing(big.astype(dtype)).astype(np.float64)
     err = np.abs((g[ok] - hi[ok]) - lo[ok]) / spacing
@@ -271,7 +279,9 @@ def _scales(func: str, a: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _reduction_refs(func: str, dtype: str) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
+def _reduction_refs(
+    func: str, dtype: str
+) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
     sets = logcumsumexp_sets() if func == "logcumsumexp" else logmeanexp_sets()
     out = {}
     for name, arrays in sets.items():
@@ -356,7 +366,9 @@ def implementations() -> dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]
     except ImportError:  # pragma: no cover
         pass
     else:
-        impls["xact[jax]"] = {k: (lambda a, k=k: np.asarray(getattr(xact, k)(jnp.asarray(a)))) for k in names}
+        impls["xact[jax]"] = {
+            k: (lambda a, k=k: np.asarray(getattr(xact, k)(jnp.asarray(a)))) for k in names
+        }
         impls["jax"] = {
             "logcumsumexp": lambda a: np.asarray(jax.lax.cumlogsumexp(jnp.asarray(a), axis=0)),
             "logmeanexp": lambda a: np.asarray(jax.nn.logmeanexp(jnp.asarray(a))),

@@ -23,7 +23,20 @@ def test_quick_mode_writes_a_sane_table(tmp_path, capsys):
             backends.append(mod)
         except ImportError:
             pass
-    assert bench.main(["--quick", "--shapes", "32x10", "--backends", ",".join(backends), "--out", str(tmp_path)]) == 0
+    assert (
+        bench.main(
+            [
+                "--quick",
+                "--shapes",
+                "32x10",
+                "--backends",
+                ",".join(backends),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     header, body = rows[0], rows[1:]
@@ -48,8 +61,15 @@ def test_quick_mode_writes_a_sane_table(tmp_path, capsys):
 
 
 def test_results_are_measured_on_the_same_array():
-    results = bench.run(backends=["numpy"], shapes=[(4, 3)], dtypes=["float64"],
-                        functions=["softmax"], budget=0.0, min_repeats=1, log=lambda s: None)
+    results = bench.run(
+        backends=["numpy"],
+        shapes=[(4, 3)],
+        dtypes=["float64"],
+        functions=["softmax"],
+        budget=0.0,
+        min_repeats=1,
+        log=lambda s: None,
+    )
     (r,) = results
     assert r.function == "softmax" and r.shape == (4, 3)
     assert r.xact_s > 0 and r.anchor_s is not None and r.anchor_s > 0

@@ -29,20 +29,23 @@ def test_log_softmax_streams_through_a_small_worker():
     # The memory limit is informational in process: the pytest process's RSS
     # (torch, JAX) is not the worker's, so the RSS-based actions are off and
     # the worker's managed memory is what we measure.
-    with dask.config.set(
-        {
-            "distributed.worker.memory.target": False,
-            "distributed.worker.memory.spill": False,
-            "distributed.worker.memory.pause": False,
-            "distributed.worker.memory.terminate": False,
-        }
-    ), distributed.Client(
-        processes=False,
-        n_workers=1,
-        threads_per_worker=2,
-        memory_limit="4MB",
-        dashboard_address=None,
-    ) as client:
+    with (
+        dask.config.set(
+            {
+                "distributed.worker.memory.target": False,
+                "distributed.worker.memory.spill": False,
+                "distributed.worker.memory.pause": False,
+                "distributed.worker.memory.terminate": False,
+            }
+        ),
+        distributed.Client(
+            processes=False,
+            n_workers=1,
+            threads_per_worker=2,
+            memory_limit="4MB",
+            dashboard_address=None,
+        ) as client,
+    ):
         (worker,) = client.cluster.workers.values()
         x = da.random.default_rng(7).standard_normal((rows, cols), chunks=(chunk_rows, cols))
         y = xact.log_softmax(x, axis=-1)

@@ -71,7 +71,9 @@ def _assert_same(fast, generic, ulps):
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(generic))
     fin_f, fin_g = np.isfinite(fast), np.isfinite(generic)
     np.testing.assert_array_equal(fin_f, fin_g)
-    np.testing.assert_array_equal(fast[~fin_f & ~np.isnan(fast)], generic[~fin_g & ~np.isnan(generic)])
+    np.testing.assert_array_equal(
+        fast[~fin_f & ~np.isnan(fast)], generic[~fin_g & ~np.isnan(generic)]
+    )
     f, g = fast[fin_f].astype(np.float64), generic[fin_g].astype(np.float64)
     scale = np.maximum(np.abs(f), np.abs(g))
     tiny = np.finfo(fast.dtype).smallest_subnormal
@@ -112,7 +114,13 @@ def test_fast_equals_generic(backend, name, dtype):
 
 @pytest.mark.parametrize(
     "kw",
-    [{"axis": None}, {"axis": None, "keepdims": True}, {"axis": -1, "keepdims": True}, {"axis": 2}, {"axis": (2,)}],
+    [
+        {"axis": None},
+        {"axis": None, "keepdims": True},
+        {"axis": -1, "keepdims": True},
+        {"axis": 2},
+        {"axis": (2,)},
+    ],
 )
 def test_logsumexp_axes_and_keepdims(backend, kw):
     host = _random((4, 3, 50), "float64", 5)
@@ -127,7 +135,10 @@ def test_logsumexp_axes_and_keepdims(backend, kw):
 def test_numpy_fast_path_is_taken_for_the_common_case():
     x = _random((16, 10), "float64")
     assert fnp.softmax(x, axis=-1, where=None, temperature=1.0) is not NotImplemented
-    assert fnp.logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False, where=None) is not NotImplemented
+    assert (
+        fnp.logsumexp(x, axis=None, keepdims=False, b=None, return_sign=False, where=None)
+        is not NotImplemented
+    )
     assert fnp.sigmoid(x.astype(np.float32)) is not NotImplemented
     assert fnp.softplus(x, beta=1.0) is not NotImplemented
 
@@ -157,7 +168,7 @@ def test_numpy_fast_path_is_taken_for_the_common_case():
 def test_declined_cases_give_the_generic_answer(name, x, kw):
     fast, generic = _both(getattr(xact, name), x, **kw)
     if isinstance(fast, tuple):
-        for f, g in zip(fast, generic):
+        for f, g in zip(fast, generic, strict=True):
             np.testing.assert_array_equal(f, g)
     else:
         assert type(fast) is type(generic) and np.asarray(fast).dtype == np.asarray(generic).dtype
@@ -235,7 +246,9 @@ def test_jit_keeps_the_twosum_correction():
     import mpmath
 
     mpmath.mp.dps = 50
-    exact = mpmath.mpf(1e-3) - mpmath.log(sum(mpmath.exp(mpmath.mpf(v)) for v in (1e-3, -40.0, -40.0)))
+    exact = mpmath.mpf(1e-3) - mpmath.log(
+        sum(mpmath.exp(mpmath.mpf(v)) for v in (1e-3, -40.0, -40.0))
+    )
     assert abs(jitted[0, 0] - float(exact)) <= 2 * np.spacing(abs(jitted[0, 0]))
 
 
@@ -250,11 +263,12 @@ def test_float32_differences_are_exact_in_float64():
     m = (rng.standard_normal(3000) * 10.0 ** rng.integers(-3, 4, 3000)).astype(np.float32)
     x = (m.astype(np.float64) - rng.uniform(0, 1000, 3000)).astype(np.float32)
     d = x.astype(np.float64) - m.astype(np.float64)
-    for xi, mi, di in zip(x, m, d):
+    for xi, mi, di in zip(x, m, d, strict=True):
         exact = Fraction(float(xi)) - Fraction(float(mi))
         err = abs(Fraction(float(di)) - exact)
         assert err <= abs(exact) * Fraction(1, 2**53), (xi, mi)
     exact_count = sum(
-        Fraction(float(di)) == Fraction(float(xi)) - Fraction(float(mi)) for xi, mi, di in zip(x, m, d)
+        Fraction(float(di)) == Fraction(float(xi)) - Fraction(float(mi))
+        for xi, mi, di in zip(x, m, d, strict=True)
     )
     assert exact_count >= 0.9 * len(d)

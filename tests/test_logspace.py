@@ -96,7 +96,10 @@ def test_logcumsumexp_global_shift_is_not_enough(backend):
     x = backend.asarray([0.0, -1000.0, 1000.0, -2000.0])
     backend.check(xact.logcumsumexp(x), [0.0, 0.0, 1000.0, 1000.0], dtype="float64", equal=True)
     backend.check(
-        xact.logcumsumexp(x, reverse=True), [1000.0, 1000.0, 1000.0, -2000.0], dtype="float64", equal=True
+        xact.logcumsumexp(x, reverse=True),
+        [1000.0, 1000.0, 1000.0, -2000.0],
+        dtype="float64",
+        equal=True,
     )
 
 
@@ -167,7 +170,9 @@ def test_logcumsumexp_prefixes_are_logsumexps(values):
     got = xact.logcumsumexp(a)
     want = np.array([xact.logsumexp(a[: i + 1]) for i in range(a.size)])
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-13)
-    np.testing.assert_array_equal(xact.logcumsumexp(a, reverse=True), xact.logcumsumexp(a[::-1])[::-1])
+    np.testing.assert_array_equal(
+        xact.logcumsumexp(a, reverse=True), xact.logcumsumexp(a[::-1])[::-1]
+    )
 
 
 # --------------------------------------------------------------------------
@@ -278,12 +283,16 @@ def test_logit_eps_clamps_like_torch(backend):
     got = xact.logit(backend.asarray(a), eps=1e-6)
     want = sc.logit(np.clip(a, 1e-6, 1 - 1e-6))
     backend.check(got, want, dtype="float64", rtol=1e-13)
-    backend.check(xact.logit(backend.asarray(a), eps=0.5), [0, 0, 0, 0, 0, NAN], dtype="float64", equal=True)
+    backend.check(
+        xact.logit(backend.asarray(a), eps=0.5), [0, 0, 0, 0, 0, NAN], dtype="float64", equal=True
+    )
     backend.check(xact.logit(backend.asarray(a), eps=0), sc.logit(a), dtype="float64", rtol=1e-13)
     torch = pytest.importorskip("torch")
     for dt in (torch.float32, torch.float64):
         t = torch.tensor(a, dtype=dt)
-        np.testing.assert_allclose(xact.logit(t, eps=1e-6).numpy(), torch.logit(t, eps=1e-6).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(
+            xact.logit(t, eps=1e-6).numpy(), torch.logit(t, eps=1e-6).numpy(), rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("eps", [-0.1, 0.6, INF, NAN])
@@ -297,14 +306,18 @@ def test_logit_bad_eps(eps):
 def test_round_trips(backend):
     a = np.array([-30.0, -2.0, -1e-3, 0.0, 1e-3, 0.5, 3.0, 30.0])
     x = backend.asarray(a)
-    backend.check(xact.softplus_inverse(xact.softplus(x)), a, dtype="float64", rtol=1e-13, atol=1e-15)
+    backend.check(
+        xact.softplus_inverse(xact.softplus(x)), a, dtype="float64", rtol=1e-13, atol=1e-15
+    )
     # sigmoid(x) near 1 keeps only |x| * eps of 1 - p: logit recovers x <= 3
     backend.check(xact.logit(xact.sigmoid(x[:7])), a[:7], dtype="float64", rtol=1e-13, atol=1e-15)
     # 1 - e^{-y} = e^{-y} expm1(y): log1mexp(y) = softplus_inverse(y) - y
     # (checked where the difference does not cancel)
     y = np.array([1e-3, 0.1, 0.5, 2.0])
     yb = backend.asarray(y)
-    backend.check(xact.log1mexp(yb), backend.to_numpy(xact.softplus_inverse(yb)) - y, rtol=1e-14, atol=1e-16)
+    backend.check(
+        xact.log1mexp(yb), backend.to_numpy(xact.softplus_inverse(yb)) - y, rtol=1e-14, atol=1e-16
+    )
 
 
 def test_elementwise_errors():
@@ -335,7 +348,9 @@ CALLS: dict[str, Callable[..., Any]] = {
 def test_integer_and_bool_promote_to_default_float(backend, dtype, name):
     a = np.array([[1, 0, 1], [0, 1, 1]]).astype(dtype)
     x = backend.asarray(a, dtype=dtype)
-    default = backend.xp.__array_namespace_info__().default_dtypes(device=backend.device)["real floating"]
+    default = backend.xp.__array_namespace_info__().default_dtypes(device=backend.device)[
+        "real floating"
+    ]
     got, want = CALLS[name](x), np.asarray(CALLS[name](a.astype(np.float64)))
     # in float32, logit's clamp 1 - eps rounds (as in torch.logit)
     backend.check(got, want, dtype=default, shape=want.shape, rtol=1e-5)
@@ -459,7 +474,13 @@ def test_grad_logcumsumexp(ad_backend):
     y = ref_logcumsumexp(a)
     # d y_i / d x_j = exp(x_j - y_i) for j <= i
     want = np.array(
-        [[sum(v[r, i] * np.exp(a[r, j] - y[r, i]) for i in range(j, a.shape[1])) for j in range(a.shape[1])] for r in range(2)]
+        [
+            [
+                sum(v[r, i] * np.exp(a[r, j] - y[r, i]) for i in range(j, a.shape[1]))
+                for j in range(a.shape[1])
+            ]
+            for r in range(2)
+        ]
     )
     g = _grad(ad_backend, xact.logcumsumexp, a, v)
     np.testing.assert_allclose(g, want, rtol=1e-13, atol=1e-300)
@@ -470,7 +491,12 @@ def test_grad_logcumsumexp(ad_backend):
 
 def test_grad_logcumsumexp_special_rows(ad_backend):
     """-inf prefixes and ties: gradients finite, 0 for no mass, ties split evenly."""
-    g = _grad(ad_backend, xact.logcumsumexp, np.array([[-INF, -INF, 1.0, 1.0, 1.0]]), np.array([[1.0, 1.0, 0.0, 0.0, 1.0]]))
+    g = _grad(
+        ad_backend,
+        xact.logcumsumexp,
+        np.array([[-INF, -INF, 1.0, 1.0, 1.0]]),
+        np.array([[1.0, 1.0, 0.0, 0.0, 1.0]]),
+    )
     np.testing.assert_array_equal(g[0, :2], 0.0)
     np.testing.assert_allclose(g[0, 2:], [1 / 3] * 3, rtol=1e-15)
     g = _grad(ad_backend, xact.logcumsumexp, ROWS, np.ones(ROWS.shape))
@@ -484,7 +510,12 @@ def test_grad_logmeanexp(ad_backend):
     a[2, 0] = 40.0  # a dominant entry: the log branch
     g = _grad(ad_backend, lambda x: xact.logmeanexp(x, axis=1), a, np.ones(3))
     np.testing.assert_allclose(g, sc.softmax(a, axis=1), rtol=1e-13, atol=1e-300)
-    g = _grad(ad_backend, lambda x: xact.logmeanexp(x, axis=1), np.array([[-INF, -INF], [0.0, -INF]]), np.ones(2))
+    g = _grad(
+        ad_backend,
+        lambda x: xact.logmeanexp(x, axis=1),
+        np.array([[-INF, -INF], [0.0, -INF]]),
+        np.ones(2),
+    )
     np.testing.assert_array_equal(g, [[0.0, 0.0], [1.0, 0.0]])
 
 

@@ -476,7 +476,9 @@ def test_xp_override_uses_the_given_namespace(backend, which):
     x = backend.asarray([2.0, 1.0, 0.1])
     want = [0.65900114, 0.24243297, 0.09856589]
     backend.check(xact.softmax(x, xp=xp), want, dtype="float64", shape=(3,), rtol=1e-7)
-    backend.check(xact.logsumexp(x, xp=xp, b=2.0), 2.41703002 + math.log(2), dtype="float64", rtol=1e-7)
+    backend.check(
+        xact.logsumexp(x, xp=xp, b=2.0), 2.41703002 + math.log(2), dtype="float64", rtol=1e-7
+    )
     backend.check(xact.sigmoid(x, xp=xp), sc.expit([2.0, 1.0, 0.1]), dtype="float64")
 
 

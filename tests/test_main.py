@@ -13,7 +13,11 @@ import xact
 
 def _run(*args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "xact", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "xact", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
@@ -55,6 +59,8 @@ def test_import_xact_imports_no_framework():
 
 @pytest.mark.parametrize("arg", ["--bogus"])
 def test_bad_argument_is_a_usage_error(arg):
-    proc = subprocess.run([sys.executable, "-m", "xact", arg], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "xact", arg], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 2
     assert "usage" in proc.stderr

@@ -90,7 +90,9 @@ def demo() -> int:
         sm = xact.softmax(x)
         lsm = xact.log_softmax(x)
         sg = xact.sigmoid(s)
-        print(f"{label}: {type(sm).__module__.split('.')[0]}.{type(sm).__name__}, dtype {sm.dtype}, device {_device(sm)}")
+        print(
+            f"{label}: {type(sm).__module__.split('.')[0]}.{type(sm).__name__}, dtype {sm.dtype}, device {_device(sm)}"
+        )
         print(f"  softmax     = {_show(sm)}")
         print(f"  log_softmax = {_show(lsm)}")
         print(f"  sigmoid(2.0) = {_show(sg)}")

@@ -107,4 +107,6 @@ def shifted(xp: ModuleType, x: Array, axes: tuple[int, ...]) -> Shifted:
     t = xp.exp(d) * (1 + e)
     n_max = xp.sum(xp.astype(is_max, x.dtype), axis=axes, keepdims=True)
     rest = xp.sum(xp.where(is_max, zero, t), axis=axes, keepdims=True)
-    return Shifted(m=m, m_fin=m_fin, is_max=is_max, alive=alive, d=d, e=e, t=t, n_max=n_max, rest=rest)
+    return Shifted(
+        m=m, m_fin=m_fin, is_max=is_max, alive=alive, d=d, e=e, t=t, n_max=n_max, rest=rest
+    )

@@ -46,7 +46,9 @@ _LN2_LO = 2.3190468138462996e-17
 """``log 2 - _LN2``, the rounding error of the float64 ``log 2``."""
 
 
-def _prepare(func: str, x: Array, name: str, xp: ModuleType | None) -> tuple[ModuleType, Array, object]:
+def _prepare(
+    func: str, x: Array, name: str, xp: ModuleType | None
+) -> tuple[ModuleType, Array, object]:
     xp, (x,) = as_arrays(func, [(name, x)], xp)
     ct, rt = compute_dtype(xp, x, func, name)
     return xp, to_compute(xp, x, elementwise_dtype(xp, ct)), rt

@@ -285,7 +285,9 @@ def softmax(
     >>> xact.softmax(np.asarray([np.inf, np.inf, 0.0]))
     array([0.5, 0.5, 0. ])
     """
-    if (r := dispatch("softmax", x, xp, axis=axis, where=where, temperature=temperature)) is not NotImplemented:
+    if (
+        r := dispatch("softmax", x, xp, axis=axis, where=where, temperature=temperature)
+    ) is not NotImplemented:
         return r
     xp, xc, axes, rt = _prepare("softmax", x, axis, where, temperature, xp)
     return to_compute(xp, _softmax(xp, xc, axes), rt)
@@ -395,7 +397,9 @@ def log_softmax(
     >>> xact.log_softmax(np.asarray([0.0, -40.0]))
     array([-4.24835426e-18, -4.00000000e+01])
     """
-    if (r := dispatch("log_softmax", x, xp, axis=axis, where=where, temperature=temperature)) is not NotImplemented:
+    if (
+        r := dispatch("log_softmax", x, xp, axis=axis, where=where, temperature=temperature)
+    ) is not NotImplemented:
         return r
     func = "log_softmax"
     xp, xc, axes, rt = _prepare(func, x, axis, where, temperature, xp)

@@ -44,6 +44,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ def _sc(name: str, **kw: Any) -> Callable[[], Callable[[Any], Any] | None]:
 def _torch(path: str, **kw: Any) -> Callable[[], Callable[[Any], Any] | None]:
     def make() -> Callable[[Any], Any]:
         import torch
-        import torch.nn.functional as F  # noqa: N812
+        import torch.nn.functional as F
 
         owner = F if path.startswith("F.") else torch
         f = getattr(owner, path.split(".")[-1])
@@ -132,7 +133,7 @@ class Case:
     """The xact function (``getattr(xact, name)``)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the xact call."""
-    anchors: dict[str, Callable[[], Callable[[Any], Any] | None]] = field(default_factory=dict)
+    anchors: dict[str, Callable[[], Callable[..., Any] | None]] = field(default_factory=dict)
     """Backend name -> factory of the native function (None: no anchor)."""
     inputs: Callable[[np.ndarray], tuple[Any, ...]] | None = None
     """Extra positional arrays made from the logits (targets of a loss)."""
@@ -430,8 +431,12 @@ def run(
                 x = be.convert(host)
                 assert be.copy is not None and be.exp is not None
                 copy_f, exp_f = be.wrap(be.copy), be.wrap(be.exp)
-                copy_s = time_call(lambda: copy_f(x), be.sync, budget=budget, min_repeats=min_repeats)
-                exp_s = time_call(lambda: exp_f(x), be.sync, budget=budget, min_repeats=min_repeats)
+                copy_s = time_call(
+                    partial(copy_f, x), be.sync, budget=budget, min_repeats=min_repeats
+                )
+                exp_s = time_call(
+                    partial(exp_f, x), be.sync, budget=budget, min_repeats=min_repeats
+                )
                 for case in cases:
                     extra = case.inputs(host) if case.inputs else ()
                     extra = tuple(be.convert(e) for e in extra)
@@ -442,24 +447,48 @@ def run(
                     native = make() if make else None
                     anchor = be.wrap(native) if native is not None else None
                     with _fastpaths(True):
-                        xs = time_call(lambda: ours(x, *extra), be.sync, budget=budget, min_repeats=min_repeats)
+                        xs = time_call(
+                            partial(ours, x, *extra),
+                            be.sync,
+                            budget=budget,
+                            min_repeats=min_repeats,
+                        )
                     gs = None
                     if generic:
                         gen = be.wrap(lambda a, *r, f=f, kw=kw: f(a, *r, **kw))
                         with _fastpaths(False):
-                            gs = time_call(lambda: gen(x, *extra), be.sync, budget=budget, min_repeats=min_repeats)
+                            gs = time_call(
+                                partial(gen, x, *extra),
+                                be.sync,
+                                budget=budget,
+                                min_repeats=min_repeats,
+                            )
                     a_s = None
                     if anchor is not None:
-                        a_s = time_call(lambda: anchor(x, *extra), be.sync, budget=budget, min_repeats=min_repeats)
-                    res = Result(bname if be.name != "torch_cuda" else "torch_cuda", case.name,
-                                 tuple(shape), dtype, xs, a_s, copy_s, exp_s, gs)
+                        a_s = time_call(
+                            partial(anchor, x, *extra),
+                            be.sync,
+                            budget=budget,
+                            min_repeats=min_repeats,
+                        )
+                    res = Result(
+                        bname if be.name != "torch_cuda" else "torch_cuda",
+                        case.name,
+                        tuple(shape),
+                        dtype,
+                        xs,
+                        a_s,
+                        copy_s,
+                        exp_s,
+                        gs,
+                    )
                     if memory and bname == "numpy":
                         nbytes = host.nbytes
                         with _fastpaths(True):
-                            res.xact_mem = peak_memory(lambda: ours(x, *extra)) / nbytes
+                            res.xact_mem = peak_memory(partial(ours, x, *extra)) / nbytes
                         if anchor is not None:
                             with warnings_ignored():
-                                res.anchor_mem = peak_memory(lambda: anchor(x, *extra)) / nbytes
+                                res.anchor_mem = peak_memory(partial(anchor, x, *extra)) / nbytes
                     results.append(res)
                     log(format_row(res))
     return results
@@ -501,9 +530,13 @@ def _r(v: float | None, suffix: str = "") -> str:
 def format_row(r: Result) -> str:
     goal = "-"
     if r.goal is not None:
-        goal = f"≤{r.goal:g} {'met' if r.met else 'MISSED'}" if r.ratio is not None else f"≤{r.goal:g}"
+        goal = (
+            f"≤{r.goal:g} {'met' if r.met else 'MISSED'}" if r.ratio is not None else f"≤{r.goal:g}"
+        )
     elif r.backend == "numpy" and r.shape == (32, 10):
-        goal = f"≤{OVERHEAD_GOAL_US:g} µs {'met' if r.xact_s * 1e6 <= OVERHEAD_GOAL_US else 'MISSED'}"
+        goal = (
+            f"≤{OVERHEAD_GOAL_US:g} µs {'met' if r.xact_s * 1e6 <= OVERHEAD_GOAL_US else 'MISSED'}"
+        )
     shape = "x".join(map(str, r.shape))
     return (
         f"| {r.backend} | {r.function} | {shape} | {r.dtype} | {_t(r.xact_s)} | {_t(r.anchor_s)} | "
@@ -514,17 +547,18 @@ def format_row(r: Result) -> str:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     versions = [f"numpy {np.__version__}"]
     for mod in ("scipy", "torch", "jax"):
         if mod in sys.modules:
             versions.append(f"{mod} {sys.modules[mod].__version__}")
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, " + ", ".join(versions)
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, " + ", ".join(
+        versions
+    )
 
 
 def markdown(results: Sequence[Result], command: str) -> str:
@@ -564,7 +598,12 @@ def summary(results: Sequence[Result]) -> list[str]:
                 f"- numpy {r.function} 32x10 {r.dtype}: {us:.1f} µs per call (goal ≤15): "
                 f"{'met' if us <= OVERHEAD_GOAL_US else 'MISSED'}"
             )
-        if r.backend == "numpy" and r.shape == (1024, 32768) and r.dtype == "float64" and r.xact_mem is not None:
+        if (
+            r.backend == "numpy"
+            and r.shape == (1024, 32768)
+            and r.dtype == "float64"
+            and r.xact_mem is not None
+        ):
             out.append(
                 f"- numpy {r.function} 1024x32768 float64 peak memory: {r.xact_mem:.2f}x the input "
                 f"(goal ≤{MEMORY_GOAL:g}): {'met' if r.xact_mem <= MEMORY_GOAL else 'MISSED'}"
@@ -589,14 +628,16 @@ def plot(results: Sequence[Result], path: str) -> bool:
         return False
     backends = list(dict.fromkeys(r.backend for r in results))
     fig, axes = plt.subplots(1, len(backends), figsize=(5.5 * len(backends), 4.2), squeeze=False)
-    for ax, bname in zip(axes[0], backends):
+    for ax, bname in zip(axes[0], backends, strict=True):
         rs = [r for r in results if r.backend == bname and r.ratio is not None]
         funcs = list(dict.fromkeys(r.function for r in rs))
         keys = list(dict.fromkeys((r.shape, r.dtype) for r in rs))
         width = 0.8 / max(len(keys), 1)
         for i, key in enumerate(keys):
             vals = [
-                next((r.ratio for r in rs if r.function == f and (r.shape, r.dtype) == key), math.nan)
+                next(
+                    (r.ratio for r in rs if r.function == f and (r.shape, r.dtype) == key), math.nan
+                )
                 for f in funcs
             ]
             xs = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(funcs))]
@@ -643,18 +684,21 @@ def dask_out_of_core(
     rows = max(chunk_rows, int(total_mb * 2**20 / (8 * cols)) // chunk_rows * chunk_rows)
     x = da.random.default_rng(0).standard_normal((rows, cols), chunks=(chunk_rows, cols))
     nbytes = rows * cols * 8
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=True,
-        memory_limit=f"{int(memory_limit_mb)}MB",
-        dashboard_address=None,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            memory_limit=f"{int(memory_limit_mb)}MB",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
 
         def rss() -> int:
             import psutil
 
-            return psutil.Process().memory_info().rss
+            return int(psutil.Process().memory_info().rss)
 
         import threading
 
@@ -701,20 +745,31 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m xact.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, few repeats (CI smoke mode)")
+    parser = argparse.ArgumentParser(
+        prog="python -m xact.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny shapes, few repeats (CI smoke mode)"
+    )
     parser.add_argument("--backends", default=None, help="comma-separated: numpy,torch,jax,cupy")
     parser.add_argument("--functions", default=None, help="comma-separated xact functions")
     parser.add_argument("--shapes", default=None, help="comma-separated, e.g. 32x10,4096x1000")
     parser.add_argument("--dtypes", default=None, help="comma-separated: float32,float64")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--budget", type=float, default=None, help="seconds of samples per timing")
-    parser.add_argument("--repeats", type=int, default=None, help="least number of samples per timing")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="least number of samples per timing"
+    )
     parser.add_argument("--generic", action="store_true", help="also time xact without fast paths")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     parser.add_argument("--out", default=None, help="directory for bench.md and bench.png")
-    parser.add_argument("--dask-ooc", type=float, default=None, metavar="MB",
-                        help="only run the out-of-core Dask demo over an array of MB megabytes")
+    parser.add_argument(
+        "--dask-ooc",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="only run the out-of-core Dask demo over an array of MB megabytes",
+    )
     parser.add_argument("--dask-memory-limit", type=float, default=512.0, metavar="MB")
     args = parser.parse_args(argv)
     command = "python -m xact.bench " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -725,8 +780,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     default_backends = ("cupy", "torch", "jax") if args.device == "cuda" else BACKENDS
     backends = args.backends.split(",") if args.backends else default_backends
-    shapes = [_shape(s) for s in args.shapes.split(",")] if args.shapes else (
-        QUICK_SHAPES if args.quick else FULL_SHAPES
+    shapes = (
+        [_shape(s) for s in args.shapes.split(",")]
+        if args.shapes
+        else (QUICK_SHAPES if args.quick else FULL_SHAPES)
     )
     dtypes = args.dtypes.split(",") if args.dtypes else DTYPES
     functions = args.functions.split(",") if args.functions else None

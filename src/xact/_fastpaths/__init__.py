@@ -46,7 +46,7 @@ def enabled() -> bool:
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Within this block every call takes the generic path."""
-    global _DISABLED_DEPTH  # noqa: PLW0603 - a process-wide switch
+    global _DISABLED_DEPTH
     _DISABLED_DEPTH += 1
     try:
         yield

@@ -99,7 +99,10 @@ def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, w
     if keepdims:
         chunks = (*x.chunks[:-1], (1,))
         return x.map_blocks(
-            lambda blk: xact.logsumexp(blk, axis=-1, keepdims=True), dtype=x.dtype, chunks=chunks, meta=meta
+            lambda blk: xact.logsumexp(blk, axis=-1, keepdims=True),
+            dtype=x.dtype,
+            chunks=chunks,
+            meta=meta,
         )
     return x.map_blocks(
         lambda blk: xact.logsumexp(blk, axis=-1), dtype=x.dtype, drop_axis=x.ndim - 1, meta=meta

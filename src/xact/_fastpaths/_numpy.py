@@ -85,10 +85,18 @@ def _generic(func: str, x: np.ndarray, **kw: Any) -> np.ndarray:
     from . import disabled
 
     with disabled():
-        return getattr(xact, func)(x, **kw)
+        return np.asarray(getattr(xact, func)(x, **kw))
 
 
-def _shifted(blk, m_fin, s, t, msk, a, e) -> None:
+def _shifted(
+    blk: np.ndarray,
+    m_fin: np.ndarray,
+    s: np.ndarray,
+    t: np.ndarray,
+    msk: np.ndarray,
+    a: np.ndarray | None,
+    e: np.ndarray | None,
+) -> None:
     """The kernel of :mod:`xact._kernel` on one block, into owned buffers.
 
     ``s = fl(x - m)`` (clipped at the cut-off), ``e`` its rounding error
@@ -96,7 +104,7 @@ def _shifted(blk, m_fin, s, t, msk, a, e) -> None:
     ``t = exp(s) * (1 + e)`` with 0 at the maximum entries, ``msk`` the
     maximum entries (``s == 0``).
     """
-    if a is not None:
+    if a is not None and e is not None:
         # TwoSum of a - m_fin on finite operands, a = x raised to at least
         # m - CUTOFF - |m| 2^-50: the margin keeps that bound below m where
         # m - CUTOFF rounds to m, so that s == 0 exactly at the maximum
@@ -185,7 +193,7 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
                 np.divide(t, np.where(fin, k + rest, 1.0), out=out[r0:r1], casting="same_kind")
             else:  # log_softmax: (d - lg) + e, and -inf below the cut-off
                 o = out[r0:r1]
-                if f64:
+                if e is not None:  # float64: the TwoSum correction
                     np.subtract(s, lg, out=o)
                     np.add(o, e, out=o)
                     np.less(blk, lo, out=msk)
@@ -201,9 +209,7 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
             out[idx] = _generic(mode, x2[idx], axis=-1)
 
 
-def logsumexp(
-    x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, where: Any
-) -> Any:
+def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, where: Any) -> Any:
     if b is not None or where is not None or return_sign:
         return NotImplemented
     got = _rows(x, axis)
@@ -218,7 +224,12 @@ def logsumexp(
 
 
 def _normalise(mode: str, x: Any, axis: Any, where: Any, temperature: Any) -> Any:
-    if where is not None or type(temperature) not in (int, float) or temperature != 1 or axis is None:
+    if (
+        where is not None
+        or type(temperature) not in (int, float)
+        or temperature != 1
+        or axis is None
+    ):
         return NotImplemented
     got = _rows(x, axis)
     if got is None:
@@ -261,7 +272,7 @@ def _elementwise(mode: str, x: Any) -> Any:
         np.abs(blk, out=w)
         np.negative(w, out=w)
         np.exp(w, out=w)  # e = exp(-|x|) <= 1
-        if mode == "sigmoid":
+        if m_buf is not None:  # sigmoid
             msk = m_buf[: i1 - i0]
             np.add(w, 1.0, out=d)
             np.greater_equal(blk, 0.0, out=msk)

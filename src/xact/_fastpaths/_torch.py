@@ -39,7 +39,7 @@ def _threshold(dtype: Any) -> float | None:
 def log_sigmoid(x: Any) -> Any:
     if _threshold(x.dtype) is None:
         return NotImplemented
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     return F.logsigmoid(x)
 
@@ -48,6 +48,6 @@ def softplus(x: Any, *, beta: Any) -> Any:
     thr = _threshold(x.dtype)
     if thr is None or type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
         return NotImplemented
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     return F.softplus(x, beta=beta, threshold=thr)
