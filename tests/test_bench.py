@@ -48,8 +48,12 @@ def test_quick_mode_writes_a_sane_table(tmp_path, capsys):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[0] in backends and cells[1] in names and cells[2] == "32x10"
         assert cells[4].endswith(("µs", "ms", " s")), row
-        ratio = float(cells[6])
-        assert math.isfinite(ratio) and ratio > 0, row
+        case = next(c for c in bench.CASES if c.name == cells[1])
+        if cells[0] in case.anchors:
+            ratio = float(cells[6])
+            assert math.isfinite(ratio) and ratio > 0, row
+        else:  # no native anchor on this backend (cross_entropy on NumPy)
+            assert cells[6] == "-", row
     md = (tmp_path / "bench.md").read_text(encoding="utf-8")
     assert "Command: `python -m xact.bench --quick" in md
     assert sum(line.startswith("| ") for line in md.splitlines()) == 1 + len(body)  # header, rows

@@ -51,7 +51,34 @@ import numpy as np
 
 import xact
 
-__all__ = ["CASES", "GOALS", "Case", "Result", "main", "run"]
+__all__ = [
+    "BACKENDS",
+    "CASES",
+    "DTYPES",
+    "FULL_SHAPES",
+    "GOALS",
+    "HEADER",
+    "MEMORY_GOAL",
+    "NUMPY_GOAL_SHAPES",
+    "OVERHEAD_GOAL_US",
+    "QUICK_SHAPES",
+    "RULE",
+    "SOFTMAX_EXP_GOAL",
+    "Backend",
+    "Case",
+    "Result",
+    "dask_out_of_core",
+    "format_row",
+    "machine",
+    "main",
+    "markdown",
+    "peak_memory",
+    "plot",
+    "run",
+    "summary",
+    "time_call",
+    "warnings_ignored",
+]
 
 FULL_SHAPES = ((32, 10), (4096, 1000), (1024, 32768), (64, 50257))
 QUICK_SHAPES = ((32, 10), (64, 257))

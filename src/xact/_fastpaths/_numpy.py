@@ -38,7 +38,16 @@ import numpy as np
 
 from .._kernel import CUTOFF
 
-__all__ = ["log_sigmoid", "log_softmax", "logsumexp", "sigmoid", "softmax", "softplus"]
+__all__ = [
+    "BLOCK",
+    "MAX_ROW",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "softmax",
+    "softplus",
+]
 
 BLOCK = 16384
 """Elements per block: five float64 buffers of this size fit in a 1 MB L2."""
