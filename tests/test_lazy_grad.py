@@ -29,6 +29,7 @@ ROWS = np.array(
         [INF, 0.0, INF, 1.0],
         [0.0, -40.0, -30.0, 5.0],
         [3.0, 3.0, -1.0, -INF],
+        [0.0, -1500.0, 1.0, -3000.0],
     ]
 )
 MASK = np.array(
@@ -37,6 +38,7 @@ MASK = np.array(
         [True, True, True, True],
         [True, True, True, True],
         [False, False, False, False],
+        [True, True, True, True],
         [True, True, True, True],
     ]
 )
@@ -210,3 +212,12 @@ def test_grad_sigmoid_family(ad_backend):
     g = _grad(ad_backend, xact.softplus, a, v)
     np.testing.assert_allclose(g[:-2], s[:-2], rtol=1e-13, atol=1e-300)
     assert g[3] == 0.5  # the true derivative at the kink-free point 0
+
+
+def test_grad_log_softmax_far_below_the_maximum(ad_backend):
+    """Beyond the exponential's cut-off the gradient is still v - p * sum(v)."""
+    a = np.array([[0.0, -1500.0, 1.0, -3000.0]])
+    v = np.array([[0.5, -2.0, 1.0, 3.0]])
+    p = sc.softmax(a, axis=1)
+    g = _grad(ad_backend, xact.log_softmax, a, v)
+    np.testing.assert_allclose(g, v - p * v.sum(axis=1, keepdims=True), rtol=1e-13, atol=1e-15)

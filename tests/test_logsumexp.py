@@ -97,6 +97,9 @@ SPECIAL = [
         4.248354255291589e-18,
     ),
     ([7.0], [1.0], [0.0], 7.0),
+    # Far below the maximum: the exponential underflows, the log does not.
+    ([0.0, -1500.0], [1.0, 0.0], [0.0, -1500.0], 0.0),
+    ([1e308, -1e308, -1e307], [1.0, 0.0, 0.0], [0.0, -INF, -1.1e308], 1e308),
 ]
 
 
@@ -500,3 +503,21 @@ def test_xp_of_another_library_is_a_type_error():
         xact.logsumexp(np.asarray([1.0, 2.0]), xp=array_api_strict)
     with pytest.raises(TypeError, match="`xp` must be an array namespace module"):
         xact.softmax(np.asarray([1.0]), xp="numpy")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_log_softmax_far_below_the_maximum(backend, dtype):
+    """Entries beyond the exponential's cut-off keep a finite log-probability
+    (x - m - lse), also where m - 1000 rounds to m (float32 near 1e30)."""
+    a = np.array([[0.0, -1500.0, -3000.0, 2.0], [1e30, 0.0, -1e30, 1e30]]).astype(dtype)
+    x = backend.asarray(a)
+    ref = a.astype(np.float64)
+    d = ref - ref.max(axis=1, keepdims=True)  # exact here; then x - lse without rounding m away
+    want = d - np.log(np.sum(np.exp(d), axis=1, keepdims=True))
+    backend.check(
+        xact.log_softmax(x, axis=1),
+        want,
+        dtype=dtype,
+        shape=a.shape,
+        rtol=1e-6 if dtype == "float32" else 1e-15,
+    )

@@ -412,5 +412,15 @@ def log_softmax(
     # slice -inf, and a NaN slice NaN (m_fin is NaN there, else finite).
     top = xp.where(k.m == neg_inf, neg_inf, -lg)
     fill = neg_inf + 0 * k.m_fin
-    out = xp.where(k.alive, (k.d - lg) + k.e, xp.where(k.is_max, top, fill))
+    # Finite entries of finite slices below the cut-off: their exponential
+    # underflows, but their log-probability is (x - m) - lg, as finite as x.
+    # x - m overflows (to -inf, the correctly rounded answer) only where the
+    # halves differ by more than max/2; such entries never enter a
+    # subtraction, so nothing warns.
+    far = ~k.alive & xp.isfinite(xc) & xp.isfinite(k.m)
+    half_max = const(xp, xp.finfo(xc.dtype).max / 2, xc)
+    over = (0.5 * xc - 0.5 * k.m_fin) < -half_max
+    xs = xp.where(far & ~over, xc, k.m_fin)
+    far_val = xp.where(over, neg_inf, (xs - k.m_fin) - lg)
+    out = xp.where(k.alive, (k.d - lg) + k.e, xp.where(k.is_max, top, xp.where(far, far_val, fill)))
     return to_compute(xp, out, rt)

@@ -200,17 +200,23 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
             elif mode == "softmax":
                 np.putmask(t, msk, 1.0)
                 np.divide(t, np.where(fin, k + rest, 1.0), out=out[r0:r1], casting="same_kind")
-            else:  # log_softmax: (d - lg) + e, and -inf below the cut-off
+            else:  # log_softmax: (d - lg) + e; (x - m) - lg below the cut-off
                 o = out[r0:r1]
-                if e is not None:  # float64: the TwoSum correction
-                    np.subtract(s, lg, out=o)
-                    np.add(o, e, out=o)
-                    np.less(blk, lo, out=msk)
-                else:
-                    np.subtract(s, lg, out=o, casting="same_kind")
-                    m32 = np.where(fin, m, np.float32(0))
-                    np.less(blk, m32 - np.float32(CUTOFF), out=msk)
-                np.putmask(o, msk, _NEG_INF)
+                # A spread beyond the dtype's range rounds to -inf, correctly
+                # and quietly (float32 casts and float64 differences alike).
+                with np.errstate(over="ignore"):
+                    if e is not None:  # float64: the TwoSum correction
+                        np.subtract(s, lg, out=o)
+                        np.add(o, e, out=o)
+                        np.less(blk, lo, out=msk)
+                    else:
+                        np.subtract(s, lg, out=o, casting="same_kind")
+                        m32 = np.where(fin, m, np.float32(0))
+                        np.less(blk, m32 - np.float32(CUTOFF), out=msk)
+                    if msk.any():  # exp underflows there, the log does not
+                        rows, cols = np.nonzero(msk)
+                        far = blk[rows, cols].astype(_F64, copy=False) - m_fin[rows, 0]
+                        o[rows, cols] = far - lg[rows, 0]
     if bad_rows:
         idx = np.concatenate(bad_rows)
         if mode != "logsumexp":
