@@ -537,6 +537,14 @@ def test_out_of_range_index(backend, func):
         assert np.isnan(got[1]) and np.all(np.isfinite(got[[0, 2]]))
         for red in ("mean", "sum"):
             assert np.isnan(backend.check(f(a, t, reduction=red), dtype="float64", shape=()))
+        # Nothing but out-of-range samples: NaN, not the 0 of an all-ignored batch
+        # (weighted or not), whatever else is ignored.
+        t_all = backend.asarray(np.array([bad, bad, -100]))
+        w = backend.asarray(np.array([1.0, 2.0, 0.5]))
+        for kw in ({}, {"weight": w}, {"ignore_index": -100}):
+            for red in ("mean", "sum"):
+                got = backend.check(f(a, t_all, reduction=red, **kw), dtype="float64", shape=())
+                assert np.isnan(got), (kw, red)
     # -100 is fine once it is the ignore_index
     t = backend.asarray(np.array([0, -100, 2]))
     backend.check(f(a, t, ignore_index=-100, reduction="none"), dtype="float64", shape=(3,))

@@ -154,9 +154,17 @@ def _index_target(
 def _finish(
     xp: ModuleType, loss: Array, bad: Array | None, reduction: str, den: Array | None, rt: Any
 ) -> Array:
-    """NaN for out-of-range samples, then reduce and cast to the result dtype."""
+    """NaN for out-of-range samples, then reduce and cast to the result dtype.
+
+    An out-of-range sample makes the weighted mean's denominator NaN too, so
+    a batch of nothing but such samples is NaN rather than the 0 of a batch
+    whose samples are all ignored.
+    """
     if bad is not None:
-        loss = xp.where(bad, const(xp, float("nan"), loss), loss)
+        nan = const(xp, float("nan"), loss)
+        loss = xp.where(bad, nan, loss)
+        if den is not None:
+            den = xp.where(bad, nan, den)
     if reduction == "sum":
         loss = xp.sum(loss)
     elif reduction == "mean":
