@@ -217,6 +217,28 @@ def test_gradient_wrt_targets_and_weights_finite(ad_backend):
     np.testing.assert_allclose(gy[2], -1.0, rtol=1e-15)  # d/dy = -x
 
 
+def test_gradient_wrt_targets_of_exactly_zero_or_one(ad_backend):
+    """Saturated teachers give targets of exactly 0 and 1: the gradient with
+    respect to them is the analytic one (BCE: -x; CE: -log p), not 0."""
+    xb = _as(ad_backend, np.array([2.0, -3.0, 0.5, -1.0]))
+    _, gy = grad(
+        ad_backend,
+        lambda y: xact.binary_cross_entropy_with_logits(xb, y, reduction="sum"),
+        np.array([1.0, 1.0, 0.0, 0.0]),
+    )
+    np.testing.assert_allclose(gy, [-2.0, 3.0, -0.5, 1.0], rtol=1e-14)
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, -INF, 1.0]])
+    xl = _as(ad_backend, logits)
+    q = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    _, gq = grad(ad_backend, lambda t: xact.cross_entropy(xl, t, reduction="sum"), q)
+    want = -sc.log_softmax(logits[0])
+    np.testing.assert_allclose(gq[0], want, rtol=1e-14)
+    # A class with no mass (logit -inf) and probability 0 has no term: its
+    # gradient is 0, not -log 0 = inf; the others are -log p.
+    np.testing.assert_allclose(gq[1, [0, 2]], -sc.log_softmax([0.0, 1.0]), rtol=1e-14)
+    assert gq[1, 1] == 0.0
+
+
 # --------------------------------------------------------------------------
 # jax.jit and Dask
 

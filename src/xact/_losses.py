@@ -345,8 +345,11 @@ def cross_entropy(
         q = (1 - eps) * q + xp.where(exists, eps / xp.where(k == zero, one, k), zero)
     if wb is not None:
         q = wb * q
-    nz = q != zero
-    terms = xp.where(nz, q * xp.where(nz, lp, zero), zero)  # 0 * log 0 = 0
+    # 0 * log 0 = 0: only a zero probability on a class with no mass is
+    # dropped; elsewhere q * lp stays, so that the gradient with respect to
+    # a target probability of exactly 0 is log p, not 0.
+    dead = (q == zero) & (lp == const(xp, float("-inf"), lp))
+    terms = xp.where(dead, zero, q * xp.where(dead, zero, lp))
     return _finish(xp, -xp.sum(terms, axis=ax), None, reduction, None, rt)
 
 

@@ -143,8 +143,12 @@ def binary_cross_entropy_with_logits(
         _real(xp, p, "pos_weight", func)
         _, p = broadcast_to_x(xp, xc, to_compute(xp, p, ct), "pos_weight", func)
         b = p * y
-    # A factor that is exactly 0 makes its term 0, also where softplus = inf.
-    loss = a * xp.where(a == zero, zero, sp_pos) + b * xp.where(b == zero, zero, sp_neg)
+    # A factor that is exactly 0 makes its term 0 also where softplus = inf
+    # (0 * inf); elsewhere the product stays, so that the gradient with
+    # respect to a target of exactly 0 or 1 is the true one.
+    sp_pos = xp.where((a == zero) & xp.isinf(sp_pos), zero, sp_pos)
+    sp_neg = xp.where((b == zero) & xp.isinf(sp_neg), zero, sp_neg)
+    loss = a * sp_pos + b * sp_neg
     if w is not None:
         _real(xp, w, "weight", func)
         _, w = broadcast_to_x(xp, xc, to_compute(xp, w, ct), "weight", func)
