@@ -124,3 +124,11 @@ def test_not_modified(backend):
     for func in REFS:
         getattr(xact, func)(x)
     np.testing.assert_array_equal(backend.to_numpy(x), a)
+
+
+@pytest.mark.parametrize("func", sorted(REFS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (0, 3)])
+def test_empty_input(backend, func, dtype, shape):
+    x = backend.asarray(np.zeros(shape), dtype=dtype)
+    backend.check(getattr(xact, func)(x), np.zeros(shape), dtype=dtype, shape=shape)

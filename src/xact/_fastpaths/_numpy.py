@@ -268,8 +268,8 @@ def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
 
 
 def _elementwise(mode: str, x: Any) -> Any:
-    if x.dtype not in (_F32, _F64) or not x.flags.c_contiguous or x.ndim == 0:
-        return NotImplemented
+    if x.dtype not in (_F32, _F64) or not x.flags.c_contiguous or x.ndim == 0 or x.size == 0:
+        return NotImplemented  # (an empty array has no block to cut)
     flat = x.reshape(-1)
     size = flat.size
     out = np.empty(x.shape, x.dtype)
