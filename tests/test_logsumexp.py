@@ -521,3 +521,9 @@ def test_log_softmax_far_below_the_maximum(backend, dtype):
         shape=a.shape,
         rtol=1e-6 if dtype == "float32" else 1e-15,
     )
+
+
+def test_log_softmax_float32_spread_beyond_the_range(backend):
+    """A spread wider than float32's range: -inf, correctly rounded, no warning."""
+    x = backend.asarray(np.array([[1e38, -3.4e38]], dtype=np.float32))
+    backend.check(xact.log_softmax(x, axis=1), [[0.0, -INF]], dtype="float32", equal=True)

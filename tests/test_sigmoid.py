@@ -132,3 +132,10 @@ def test_not_modified(backend):
 def test_empty_input(backend, func, dtype, shape):
     x = backend.asarray(np.zeros(shape), dtype=dtype)
     backend.check(getattr(xact, func)(x), np.zeros(shape), dtype=dtype, shape=shape)
+
+
+def test_softplus_large_beta_does_not_overflow(backend):
+    """beta * x is never formed: softplus(1e300, beta=1e10) is 1e300, not inf."""
+    x = backend.asarray([1e300, -1e300, 3.0, -3.0])
+    want = [1e300, 0.0, 3.0 + math.log1p(math.exp(-3e10)) / 1e10, 0.0]
+    backend.check(xact.softplus(x, beta=1e10), want, dtype="float64", rtol=1e-15)

@@ -174,11 +174,17 @@ def softplus(x: Array, /, *, beta: float = 1.0, xp: ModuleType | None = None) ->
     func = "softplus"
     beta = validate_positive(beta, "beta", func)
     xp, x, rt = _prepare(func, x, xp)
-    if beta != 1.0:
-        x = x * beta
     pos = x >= 0
-    e = xp.exp(_neg_abs(xp, x, pos))
-    out = xp.where(pos, x, const(xp, 0.0, x)) + xp.log1p(e)
+    neg_abs = _neg_abs(xp, x, pos)
     if beta != 1.0:
-        out = out / beta
+        # max(x, 0) + log1p(exp(-beta |x|)) / beta: beta * x is never formed,
+        # so it cannot overflow; where beta |x| would, the exponential is 0.
+        fmax = xp.finfo(x.dtype).max  # a dtype constant, not an array value
+        cap = float(fmax) / beta if beta > 1.0 else float("inf")
+        big = neg_abs < -cap
+        neg_abs = xp.where(big, const(xp, -1.0, x), neg_abs) * beta
+        e = xp.where(big, const(xp, 0.0, x), xp.exp(neg_abs))
+        return to_compute(xp, xp.where(pos, x, const(xp, 0.0, x)) + xp.log1p(e) / beta, rt)
+    e = xp.exp(neg_abs)
+    out = xp.where(pos, x, const(xp, 0.0, x)) + xp.log1p(e)
     return to_compute(xp, out, rt)
