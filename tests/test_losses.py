@@ -794,3 +794,15 @@ def test_xp_argument(backend):
     if backend.name != "numpy":
         with pytest.raises(TypeError, match="`xp`"):
             xact.cross_entropy(x, t, xp=np)
+
+
+def test_broadcast_errors_name_both_arguments():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"`weight` with shape \(4,\) .* against `logits`"):
+        xact.binary_cross_entropy_with_logits(x, x, weight=np.ones(4))
+    with pytest.raises(ValueError, match=r"`pos_weight` with shape \(2,\) .* against `logits`"):
+        xact.binary_cross_entropy_with_logits(x, x, pos_weight=np.ones(2))
+    with pytest.raises(ValueError, match=r"`q` with shape \(4, 3\) .* against `log_p`"):
+        xact.kl_div(x, np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"`where` with shape \(3, 3\) .* against `logits`"):
+        xact.cross_entropy(x, np.array([0, 1]), where=np.ones((3, 3), bool))

@@ -299,7 +299,7 @@ def cross_entropy(
     xc = to_compute(xp, x, ct)
     if where is not None:
         validate_bool_mask(xp, where, func)
-        _, where = broadcast_to_x(xp, xc, where, "where", func)
+        _, where = broadcast_to_x(xp, xc, where, "where", func, x_name="logits")
         xc = xp.where(where, xc, const(xp, float("-inf"), xc))
     lp = log_softmax(xc, axis=ax)
     zero, one = const(xp, 0.0, lp), const(xp, 1.0, lp)

@@ -316,7 +316,14 @@ def has_zero_size(x: Array) -> bool:
 
 
 def broadcast_to_x(
-    xp: ModuleType, x: Array, other: Array, name: str, func: str, *, mutual: bool = False
+    xp: ModuleType,
+    x: Array,
+    other: Array,
+    name: str,
+    func: str,
+    *,
+    mutual: bool = False,
+    x_name: str = "x",
 ) -> tuple[Array, Array]:
     """Broadcast ``other`` against ``x``.
 
@@ -331,14 +338,14 @@ def broadcast_to_x(
         except ValueError:
             msg = (
                 f"{func}: `{name}` with shape {tuple(other.shape)} does not broadcast "
-                f"against `x` with shape {tuple(x.shape)}"
+                f"against `{x_name}` with shape {tuple(x.shape)}"
             )
             raise ValueError(msg) from None
     shape = tuple(shape)
     if not mutual and shape != tuple(x.shape):
         msg = (
             f"{func}: `{name}` with shape {tuple(other.shape)} does not broadcast "
-            f"to the shape of `x`, {tuple(x.shape)}"
+            f"to the shape of `{x_name}`, {tuple(x.shape)}"
         )
         raise ValueError(msg)
     if tuple(x.shape) != shape:

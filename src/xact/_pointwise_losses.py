@@ -141,7 +141,7 @@ def binary_cross_entropy_with_logits(
     b = y
     if p is not None:
         _real(xp, p, "pos_weight", func)
-        _, p = broadcast_to_x(xp, xc, to_compute(xp, p, ct), "pos_weight", func)
+        _, p = broadcast_to_x(xp, xc, to_compute(xp, p, ct), "pos_weight", func, x_name="logits")
         b = p * y
     # A factor that is exactly 0 makes its term 0 also where softplus = inf
     # (0 * inf); elsewhere the product stays, so that the gradient with
@@ -151,7 +151,7 @@ def binary_cross_entropy_with_logits(
     loss = a * sp_pos + b * sp_neg
     if w is not None:
         _real(xp, w, "weight", func)
-        _, w = broadcast_to_x(xp, xc, to_compute(xp, w, ct), "weight", func)
+        _, w = broadcast_to_x(xp, xc, to_compute(xp, w, ct), "weight", func, x_name="logits")
         loss = w * loss
     return to_compute(xp, _reduce(xp, loss, reduction), rt)
 
@@ -243,7 +243,7 @@ def kl_div(
     ax = normalize_axis(axis, lp.ndim, func)[0]
     _real(xp, q, "q", func)
     lp = to_compute(xp, lp, ct)
-    _, q = broadcast_to_x(xp, lp, to_compute(xp, q, ct), "q", func)
+    _, q = broadcast_to_x(xp, lp, to_compute(xp, q, ct), "q", func, x_name="log_p")
     zero, one = const(xp, 0.0, lp), const(xp, 1.0, lp)
     if log_target:
         nz = q > const(xp, float("-inf"), q)
