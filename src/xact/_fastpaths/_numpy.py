@@ -214,9 +214,9 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
                         m32 = np.where(fin, m, np.float32(0))
                         np.less(blk, m32 - np.float32(CUTOFF), out=msk)
                     if msk.any():  # exp underflows there, the log does not
-                        rows, cols = np.nonzero(msk)
-                        far = blk[rows, cols].astype(_F64, copy=False) - m_fin[rows, 0]
-                        o[rows, cols] = far - lg[rows, 0]
+                        fr, fc = np.nonzero(msk)
+                        far = blk[fr, fc].astype(_F64, copy=False) - m_fin[fr, 0]
+                        o[fr, fc] = far - lg[fr, 0]
     if bad_rows:
         idx = np.concatenate(bad_rows)
         if mode != "logsumexp":
