@@ -177,13 +177,12 @@ def softplus(x: Array, /, *, beta: float = 1.0, xp: ModuleType | None = None) ->
     pos = x >= 0
     neg_abs = _neg_abs(xp, x, pos)
     if beta != 1.0:
-        # max(x, 0) + log1p(exp(-beta |x|)) / beta: beta * x is never formed,
-        # so it cannot overflow; where beta |x| would, the exponential is 0.
+        # max(x, 0) + log1p(exp(-beta |x|)) / beta: beta * x is never formed.
+        # Clamping -|x| at -max/beta keeps beta * (-|x|) from overflowing (and
+        # warning); exp of the clamped product, about -max, is 0 all the same.
         fmax = xp.finfo(x.dtype).max  # a dtype constant, not an array value
-        cap = float(fmax) / beta if beta > 1.0 else float("inf")
-        big = neg_abs < -cap
-        neg_abs = xp.where(big, const(xp, -1.0, x), neg_abs) * beta
-        e = xp.where(big, const(xp, 0.0, x), xp.exp(neg_abs))
+        clamped = xp.maximum(neg_abs, const(xp, -float(fmax) / max(beta, 1.0), x))
+        e = xp.exp(clamped * beta)
         return to_compute(xp, xp.where(pos, x, const(xp, 0.0, x)) + xp.log1p(e) / beta, rt)
     e = xp.exp(neg_abs)
     out = xp.where(pos, x, const(xp, 0.0, x)) + xp.log1p(e)

@@ -82,7 +82,7 @@ def _backend_for(tp: type) -> ModuleType | None:
 
 def dispatch(func: str, x: Any, xp: ModuleType | None, **kwargs: Any) -> Any:
     """Call the fast path for ``func`` on ``x``, or return NotImplemented."""
-    if xp is not None or _DISABLED_DEPTH or os.environ.get(_ENV, "") not in ("", "0"):
+    if xp is not None or not enabled():
         return NotImplemented
     mod = _backend_for(type(x))
     if mod is None:
