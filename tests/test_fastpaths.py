@@ -272,3 +272,204 @@ def test_float32_differences_are_exact_in_float64():
         for xi, mi, di in zip(x, m, d, strict=True)
     )
     assert exact_count >= 0.9 * len(d)
+
+
+# --------------------------------------------------------------------------
+# PyTorch (CPU) fast paths
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _special_3d(dtype):
+    """Special rows along the last axis, in a 3-d array with random rows."""
+    with np.errstate(over="ignore"):
+        special = SPECIAL_ROWS.astype(dtype)
+    host = np.concatenate([_random((8, 6), dtype, 9), special, _random((8, 6), dtype, 10)])
+    return host.reshape(4, 8, 6)
+
+
+def test_torch_fast_paths_are_taken_and_decline():
+    torch = _torch()
+    from xact._fastpaths import _torch as ft
+
+    x = torch.tensor(_random((16, 10), "float64"))
+    kw = {"axis": -1, "where": None, "temperature": 1.0}
+    for dt in (torch.float32, torch.float64):
+        xd = x.to(dt)
+        assert isinstance(ft.softmax(xd, **kw), torch.Tensor)
+        assert isinstance(ft.log_softmax(xd, **kw), torch.Tensor)
+        lse = ft.logsumexp(xd, axis=None, keepdims=False, b=None, return_sign=False, where=None)
+        assert isinstance(lse, torch.Tensor) and lse.shape == ()
+        assert isinstance(ft.sigmoid(xd), torch.Tensor)
+    declined = [
+        ft.softmax(x, axis=-1, where=torch.ones(16, 10, dtype=torch.bool), temperature=1.0),
+        ft.softmax(x, axis=-1, where=None, temperature=2.0),
+        ft.softmax(x, axis=(0, 1), where=None, temperature=1.0),
+        ft.softmax(x, axis=None, where=None, temperature=1.0),
+        ft.softmax(x.half(), **kw),
+        ft.softmax(x.to(torch.complex128), **kw),
+        ft.softmax(torch.zeros((4, 0)), **kw),
+        ft.softmax(x.clone().requires_grad_(), **kw),  # float64 with autograd
+        ft.sigmoid(x.clone().requires_grad_()),
+        ft.logsumexp(x, axis=-1, keepdims=False, b=2.0, return_sign=False, where=None),
+    ]
+    assert all(r is NotImplemented for r in declined)
+    # float32 with autograd keeps the fast path (torch's kernels in float64)
+    assert isinstance(ft.softmax(x.float().requires_grad_(), **kw), torch.Tensor)
+
+
+@pytest.mark.parametrize("block", [None, 24])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax"])
+def test_torch_every_axis_and_block_size(name, dtype, block, monkeypatch):
+    """Special rows along every axis; with ``block`` the rows are cut into
+    blocks of a few rows each, so rows to recompute fall into several."""
+    torch = _torch()
+    from xact._fastpaths import _torch as ft
+
+    if block is not None:
+        monkeypatch.setattr(ft, "_BLOCK", block)
+    host = _special_3d(dtype)
+    func = getattr(xact, name)
+    for axis in (0, 1, 2, -1):
+        x = torch.tensor(np.moveaxis(host, -1, axis).copy())
+        for kw in (
+            ({"axis": axis}, {"axis": axis, "keepdims": True})
+            if name == "logsumexp"
+            else ({"axis": axis},)
+        ):
+            fast, generic = _both(func, x, **kw)
+            assert fast.dtype == generic.dtype and fast.shape == generic.shape
+            _assert_same(fast.numpy(), generic.numpy(), ULPS[dtype])
+    x = torch.tensor(host)
+    if name == "logsumexp":
+        fast, generic = _both(func, x, axis=None)
+        _assert_same(fast.numpy(), generic.numpy(), ULPS[dtype])
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax"])
+def test_torch_float32_autograd_matches_the_generic_gradients(name):
+    """The float32 fast path keeps autograd, and rows it hands to the
+    generic code (a +inf row, an all -inf row, a NaN row, a dominated row)
+    get the generic gradients, with no NaN leaking from the fast part."""
+    torch = _torch()
+    host = _special_3d("float32")
+    v = torch.tensor(_random(host.shape, "float32", 3))
+    func = getattr(xact, name)
+    kw = {"axis": -1, "keepdims": True} if name == "logsumexp" else {"axis": -1}
+    w = v[..., :1] if name == "logsumexp" else v
+    grads = []
+    for fast, dt in ((True, torch.float32), (False, torch.float32), (False, torch.float64)):
+        x = torch.tensor(host, dtype=dt, requires_grad=True)
+        if fast:
+            y = func(x, **kw)
+        else:
+            with _fastpaths.disabled():
+                y = func(x, **kw)
+        # where=0 keeps the NaN rows out of the sum (not out of the graph)
+        torch.where(torch.isfinite(y), y * w.to(dt), torch.zeros((), dtype=dt)).sum().backward()
+        grads.append(x.grad.numpy().astype(np.float64))
+    g_fast, g_gen, g_ref = grads
+    np.testing.assert_array_equal(np.isnan(g_fast), np.isnan(g_gen))
+    fin = np.isfinite(g_gen)
+    # The generic float32 gradient of log_softmax, v - p sum(v), cancels in
+    # float32; the fast path's is computed in float64. Both are compared
+    # with the float64 gradient, the fast one at least as closely.
+    scale = np.abs(w.numpy()).max() * np.finfo(np.float32).eps
+    err_fast = np.abs(g_fast - g_ref)[fin].max()
+    err_gen = np.abs(g_gen - g_ref)[fin].max()
+    assert err_fast <= max(err_gen, 4 * scale), (err_fast, err_gen)
+
+
+def _ce_case(dtype, seed):
+    rng = np.random.default_rng(seed)
+    logits = _random((40, 7), dtype, seed)
+    logits[3] = [30.0, -20.0, -25.0, -30.0, -21.0, -40.0, -22.0]  # confident, correct
+    logits[5, 2] = -np.inf  # a masked class (not the target)
+    target = rng.integers(0, 7, 40)
+    target[3] = 0
+    target[5] = 4
+    target[7] = -100  # ignored (with ignore_index=-100), else out of range
+    return logits, target
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("ignore_index", [None, -100, 2])
+def test_torch_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index):
+    torch = _torch()
+    logits, target = _ce_case(dtype, 1)
+    x, t = torch.tensor(logits), torch.tensor(target)
+    kw = {"reduction": reduction, "ignore_index": ignore_index}
+    fast, generic = _both(lambda a, **k: xact.cross_entropy(a, t, **k), x, **kw)
+    assert fast.dtype == generic.dtype and fast.shape == generic.shape
+    _assert_same(fast.numpy(), generic.numpy(), ULPS[dtype])
+    if reduction == "none":
+        # out of range without ignore_index: NaN there, and only there
+        assert np.isnan(fast.numpy()[7]) == (ignore_index != -100)
+        # the confident sample keeps its relative accuracy: exp(-50) ~ 2e-22
+        import mpmath
+
+        mpmath.mp.dps = 40
+        row = [mpmath.mpf(float(v)) for v in logits[3]]
+        ref = mpmath.log(sum(mpmath.exp(v) for v in row)) - row[0]
+        rel = abs(float(fast[3]) - float(ref)) / float(ref)
+        assert rel <= 2 * float(np.finfo(dtype).eps), rel
+
+
+def test_torch_cross_entropy_declines_what_it_does_not_cover():
+    torch = _torch()
+    from xact._fastpaths import _torch as ft
+
+    logits, target = _ce_case("float64", 2)
+    x, t = torch.tensor(logits), torch.tensor(target)
+    base = {
+        "target": t,
+        "axis": -1,
+        "weight": None,
+        "ignore_index": None,
+        "label_smoothing": 0.0,
+        "reduction": "mean",
+        "where": None,
+    }
+    assert isinstance(ft.cross_entropy(x, **base), torch.Tensor)
+    for change in (
+        {"weight": torch.ones(7, dtype=torch.float64)},
+        {"label_smoothing": 0.1},
+        {"reduction": "bogus"},
+        {"target": t.double()},
+        {"target": t[:5]},
+        {"where": torch.ones(40, 7, dtype=torch.bool)},
+        {"axis": 0},
+    ):
+        assert ft.cross_entropy(x, **{**base, **change}) is NotImplemented, change
+    assert ft.cross_entropy(x.reshape(40, 7, 1), **base) is NotImplemented
+    x_inf = x.clone()
+    x_inf[0] = -math.inf  # a row without mass: the generic rules
+    assert ft.cross_entropy(x_inf, **base) is NotImplemented
+    # errors stay the generic ones
+    with pytest.raises(ValueError, match="reduction"):
+        xact.cross_entropy(x, t, reduction="bogus")
+
+
+def test_torch_cross_entropy_float32_autograd():
+    torch = _torch()
+    logits, target = _ce_case("float32", 3)
+    t = torch.tensor(target)
+    grads, vals = [], []
+    for fast in (True, False):
+        x = torch.tensor(logits, requires_grad=True)
+        if fast:
+            y = xact.cross_entropy(x, t, ignore_index=-100)
+        else:
+            with _fastpaths.disabled():
+                y = xact.cross_entropy(x, t, ignore_index=-100)
+        y.backward()
+        vals.append(y.detach().item())
+        grads.append(x.grad.numpy())
+    assert vals[0] == pytest.approx(vals[1], rel=1e-6)
+    # p - onehot cancels in the generic float32 gradient: absolute agreement
+    # to a few float32 ULP of the largest entry (1/N), not relative.
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=4e-7 / len(target))

@@ -24,6 +24,7 @@ import operator
 from types import ModuleType
 from typing import Any
 
+from ._fastpaths import dispatch
 from ._kernel import const
 from ._logsumexp import log_softmax
 from ._namespace import (
@@ -280,6 +281,10 @@ def cross_entropy(
     >>> xact.cross_entropy(logits, np.asarray([0, 1]), ignore_index=1)
     array(0.41703002)
     """
+    kw = {"axis": axis, "weight": weight, "ignore_index": ignore_index}
+    kw.update(label_smoothing=label_smoothing, reduction=reduction, where=where)
+    if (r := dispatch("cross_entropy", logits, xp, target=target, **kw)) is not NotImplemented:
+        return r
     func = "cross_entropy"
     xp, (logits, target, weight, where) = as_arrays(
         func, [("logits", logits), ("target", target), ("weight", weight), ("where", where)], xp

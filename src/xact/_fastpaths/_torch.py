@@ -1,21 +1,47 @@
-"""PyTorch fast paths: native kernels where they compute xact's formula.
+"""PyTorch fast paths (CPU tensors): native kernels plus the exact parts.
 
-* ``log_sigmoid``: :func:`torch.nn.functional.logsigmoid` evaluates
-  ``min(x, 0) - log1p(exp(-|x|))``, the formula of the generic code, in one
-  fused kernel (with its own backward).
-* ``softplus``: :func:`torch.nn.functional.softplus` evaluates
-  ``log1p(exp(beta x)) / beta`` below its ``threshold`` and ``x`` above. With
-  the threshold set per dtype where ``exp(-beta x)`` is below half an ULP of
-  ``beta x`` (float64: 40, float32: 20), ``x`` *is* the correctly rounded
-  result there, and below it ``log1p(exp(t))`` is within the same 2 ULP as
-  ``max(t, 0) + log1p(exp(-|t|))`` (tests/test_accuracy.py runs on torch).
+The generic code issues some twenty separate tensor operations for one
+softmax; each is a pass over memory and an allocation. Here, for a float32
+or float64 CPU tensor, no mask, weight or temperature, and one reduced
+axis, the same values come from far fewer passes:
 
-Both are elementwise, so there is no edge case for a fix-up to handle:
-``-inf``, ``+inf`` and NaN map as in the generic code. Only float32 and
-float64 tensors take them (low precision, integer and complex input
-decline). ``logsumexp``, ``softmax`` and ``log_softmax`` have no fast path:
-the native kernels lack the TwoSum correction and the log1p of the rest,
-so they round the dominant entry (see the benchmark report in the docs).
+* **float32** runs torch's own fused kernels *in float64*
+  (``torch.softmax(x, dim, dtype=torch.float64)`` and friends) and rounds
+  once. The difference of two float32 numbers within the cut-off is exact
+  in float64 (``tests/test_fastpaths.py`` checks it), so the shift by the
+  maximum loses nothing, and ``exp``, the sum and ``log`` are float64
+  accurate: far below float32's resolution. The one place where float64 is
+  not enough is ``log`` of a sum within ``2^-16`` of 1 (a row dominated
+  by one entry): there ``log(1 + r)`` needs ``log1p(r)``, so such rows,
+  found from the result itself, are recomputed by the generic code.
+* **float64** computes the kernel of :mod:`xact._kernel` (TwoSum error of
+  ``x - m``, the maximum entries counted, ``log1p`` of the rest) with
+  in-place operations on three buffers owned by the call, without autograd.
+  With ``requires_grad`` it declines: the generic path differentiates.
+* **sigmoid** is :func:`torch.sigmoid`, which is within 2 ULP of the truth
+  except where ``exp(-x)`` overflows (``x < -709`` in float64, ``x < -88``
+  in float32); there ``sigmoid(x) = exp(x)`` to the last bit, and those
+  entries (found with one ``amin``) are recomputed that way. Its backward,
+  ``y (1 - y)``, cancels for large ``x``, so with ``requires_grad`` it
+  declines.
+* **log_sigmoid** and **softplus**: :func:`torch.nn.functional.logsigmoid`
+  evaluates ``min(x, 0) - log1p(exp(-|x|))``, the generic formula, in one
+  kernel; :func:`torch.nn.functional.softplus` evaluates
+  ``log1p(exp(beta x)) / beta`` below a ``threshold`` and ``x`` above, and
+  with the threshold set per dtype where ``exp(-beta x)`` is below half an
+  ULP of ``beta x`` (float64: 40, float32: 20) ``x`` *is* the correctly
+  rounded result there.
+
+Rows whose maximum is not finite (+inf, all -inf, NaN) follow special rules;
+they are rare, and are recomputed by the generic code, which defines them,
+from an input where they were zeroed first so that no NaN reaches the
+autograd graph of the fast part.
+
+Everything else declines with ``NotImplemented``: CUDA and other devices
+(no GPU was available to test them), integer, complex and low-precision
+dtypes, ``where=``, ``b=``, ``return_sign``, several axes, empty tensors,
+and tracing (``torch.compile``, ``torch.func`` transforms), because the
+row check above is a data-dependent branch; the generic code traces.
 """
 
 from __future__ import annotations
@@ -23,21 +49,367 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["log_sigmoid", "softplus"]
+__all__ = [
+    "cross_entropy",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "softmax",
+    "softplus",
+]
 
 _THRESHOLD: dict[Any, float] = {}
+_SIGMOID_TAIL: dict[Any, float] = {}
+_TINY_LOG = 2.0**-16
+"""Rows whose log-sum (``log(k + r)``) or log-sum-exp is below this (in
+magnitude) are recomputed by the generic code on the float32 path."""
 
 
-def _threshold(dtype: Any) -> float | None:
+def _tables() -> None:
+    import torch
+
+    _THRESHOLD.update({torch.float64: 40.0, torch.float32: 20.0})
+    # Below these, exp(-x) overflows in torch.sigmoid; exp(x) is exact there.
+    _SIGMOID_TAIL.update({torch.float64: -700.0, torch.float32: -80.0})
+
+
+def _float(x: Any) -> bool:
+    """A float32 or float64 tensor."""
     if not _THRESHOLD:
-        import torch
+        _tables()
+    return x.dtype in _THRESHOLD
 
-        _THRESHOLD.update({torch.float64: 40.0, torch.float32: 20.0})
-    return _THRESHOLD.get(dtype)
+
+def _plain(x: Any, *, min_ndim: int = 1) -> bool:
+    """A float32/float64 CPU tensor, not empty, not being traced (a reduction
+    needs an axis: ``min_ndim`` 1)."""
+    if not _float(x) or x.device.type != "cpu" or x.ndim < min_ndim or x.numel() == 0:
+        return False
+    import torch
+
+    return not (torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x))
+
+
+def _dim(x: Any, axis: Any) -> int | None:
+    """The one reduced dimension, or None where the fast path declines."""
+    if type(axis) is tuple:
+        if len(axis) != 1:
+            return None
+        (axis,) = axis
+    if type(axis) is not int or not -x.ndim <= axis < x.ndim:
+        return None
+    return axis % int(x.ndim)
+
+
+def _needs_grad(x: Any) -> bool:
+    import torch
+
+    return bool(x.requires_grad) and torch.is_grad_enabled()
+
+
+# --------------------------------------------------------------------------
+# The log-sum-exp family
+
+
+def _generic_rows(func: str, x: Any, dim: int, bad: Any, out: Any) -> Any:
+    """``out`` with the rows (along ``dim``) flagged in ``bad`` (the shape of
+    ``x`` with ``dim`` of length 1) replaced by the generic result."""
+    import xact
+
+    from . import disabled
+
+    n = x.shape[dim]
+    idx = bad.movedim(dim, -1).reshape(-1).nonzero().squeeze(1)
+    rows = x.movedim(dim, -1).reshape(-1, n).index_select(0, idx)
+    with disabled():
+        if func == "logsumexp":
+            fixed = xact.logsumexp(rows, axis=-1)
+        else:
+            fixed = getattr(xact, func)(rows, axis=-1)
+    if func == "logsumexp":  # out has the shape of bad
+        flat = out.movedim(dim, -1).reshape(-1).index_copy(0, idx, fixed)
+        return flat.reshape(out.movedim(dim, -1).shape).movedim(-1, dim)
+    shape = out.movedim(dim, -1).shape
+    flat = out.movedim(dim, -1).reshape(-1, n).index_copy(0, idx, fixed)
+    return flat.reshape(shape).movedim(-1, dim)
+
+
+def _via_float64(func: str, x: Any, dim: int) -> Any:
+    """float32: torch's fused kernels in float64, rounded once."""
+    import torch
+
+    m = x.detach().amax(dim, keepdim=True)
+    fin = torch.isfinite(m)
+    all_fin = bool(fin.all())
+    xf = x if all_fin else x.masked_fill(~fin, 0.0)
+    f64 = torch.float64
+    if func == "softmax":
+        out = torch.softmax(xf, dim, dtype=f64).to(x.dtype)
+        bad = None if all_fin else ~fin
+    else:
+        lp = torch.log_softmax(xf, dim, dtype=f64)
+        # -log(k + r): the value at the maximum entries.
+        neg_lg = lp.detach().amax(dim, keepdim=True)
+        if func == "log_softmax":
+            out = lp.to(x.dtype)
+            small = neg_lg > -_TINY_LOG
+        else:
+            lse64 = m.to(f64) - neg_lg
+            # lse = m + log(k + r) is as accurate as float64 allows in
+            # absolute terms; relative to float32 only where it is not tiny.
+            small = lse64.abs() < _TINY_LOG * (1.0 + m.to(f64).abs())
+            if x.requires_grad and torch.is_grad_enabled():
+                # lse = x_j - log_softmax(x)_j at the maximum entry j; its
+                # gradient is softmax(x), as for any logsumexp.
+                j = xf.detach().argmax(dim, keepdim=True)
+                lse64 = xf.gather(dim, j).to(f64) - lp.gather(dim, j)
+            out = lse64.to(x.dtype)
+        bad = small if all_fin else small | ~fin
+    if bad is not None and bool(bad.any()):
+        out = _generic_rows(func, x, dim, bad, out)
+    return out
+
+
+_BLOCK = 1 << 18
+"""Elements per block of rows: the temporaries of a block stay in the CPU
+cache and are reused, instead of a fresh full-size tensor per step (whose
+page faults cost more than the arithmetic)."""
+
+
+def _kernel64(
+    blk: Any, func: str, out: Any, s: Any, b: Any, e: Any, is_max: Any
+) -> tuple[Any, Any, Any]:
+    """float64 rows ``blk`` (rows, n): the kernel of xact._kernel, written
+    into ``out`` (rows, n), or (rows, 1) for logsumexp and "parts", with the
+    buffers ``s``, ``b``, ``e`` (float64) and ``is_max`` (bool) of ``blk``'s
+    shape. Returns ``(bad, m, lg)``: the mask of rows (rows, 1) whose maximum
+    is not finite (or None), the row maxima and ``log(k + r)``; "parts"
+    writes nothing else."""
+    import torch
+
+    from .._kernel import CUTOFF
+
+    m = blk.amax(1, keepdim=True)
+    fin = torch.isfinite(m)
+    bad = None
+    if not bool(fin.all()):
+        # Garbage-free stand-ins; these rows are recomputed by the caller.
+        bad = ~fin
+        m = m.masked_fill(bad, 0.0)
+        blk = blk.masked_fill(bad, 0.0)
+    lo = (m - CUTOFF) - m.abs() * 2.0**-50
+    far = bool((blk.amin(1, keepdim=True) < lo).any())
+    # Entries more than the cut-off below the maximum have exp == 0; raise
+    # them to it so that every operand of TwoSum is finite.
+    a = torch.maximum(blk, lo) if far else blk
+    # TwoSum: a - m == s + e exactly.
+    torch.sub(a, m, out=s)
+    torch.sub(s, a, out=b)
+    torch.sub(s, b, out=e)
+    torch.sub(a, e, out=e)
+    b.add_(m)
+    e.sub_(b)
+    torch.eq(s, 0.0, out=is_max)
+    t = torch.exp(s, out=b)
+    t.addcmul_(t, e)  # exp(s) * (1 + e)
+    # The maximum entries are counted, not summed: added in, their ones
+    # would swamp the rest's rounding (1000 terms of 2e-9 after a 1: 11 ULP).
+    t.masked_fill_(is_max, 0.0)
+    rest = t.sum(1, keepdim=True)
+    k = torch.count_nonzero(is_max, dim=1).unsqueeze(1).to(torch.float64)
+    if func == "softmax":
+        torch.div(t.masked_fill_(is_max, 1.0), k + rest, out=out)
+        return bad, m, None
+    lg = torch.log1p((k - 1.0) + rest)
+    if func == "logsumexp":
+        torch.add(m, lg, out=out)
+    elif func == "log_softmax":  # (s - lg) + e; (x - m) - lg below the cut-off
+        torch.sub(s, lg, out=out)
+        out.add_(e)
+        if far:
+            below = blk < lo
+            out.copy_(torch.where(below, (blk - m) - lg, out))
+    return bad, m, lg
+
+
+def _float64_rows(rows: Any, func: str) -> tuple[Any, Any, Any, Any]:
+    """_kernel64 on a float64 (rows, n) tensor with buffers of its own:
+    ``(out, bad, m, lg)``."""
+    import torch
+
+    r, n = rows.shape
+    s, b, e = (torch.empty((r, n), dtype=torch.float64) for _ in range(3))
+    is_max = torch.empty((r, n), dtype=torch.bool)
+    out = torch.empty((r, n if func in ("softmax", "log_softmax") else 1), dtype=torch.float64)
+    bad, m, lg = _kernel64(rows, func, out, s, b, e, is_max)
+    return out, bad, m, lg
+
+
+def _float32_block(blk: Any, func: str, out: Any) -> tuple[Any, Any, Any]:
+    """float32 rows through torch's kernels in float64 (see the module
+    docstring); returns ``(bad, m, lg)`` as :func:`_kernel64` (float64)."""
+    import torch
+
+    m = blk.amax(1, keepdim=True)
+    fin = torch.isfinite(m)
+    bad = None
+    if not bool(fin.all()):
+        bad = ~fin
+        m = m.masked_fill(bad, 0.0)
+        blk = blk.masked_fill(bad, 0.0)
+    m64 = m.to(torch.float64)
+    if func == "softmax":
+        out.copy_(torch.softmax(blk, 1, dtype=torch.float64))
+        return bad, m64, None
+    lp = torch.log_softmax(blk, 1, dtype=torch.float64)
+    lg = -lp.amax(1, keepdim=True)  # log(k + r): minus the value at the maximum
+    if func == "log_softmax":
+        out.copy_(lp)
+    elif func == "logsumexp":
+        out.copy_(m64 + lg)
+    # A sum within 2^-16 of 1 needs log1p of the rest: recompute those
+    # rows with the float64 kernel, exact on float32 input.
+    small = lg < _TINY_LOG
+    if bad is not None:
+        small &= fin
+    if bool(small.any()):
+        idx = small[:, 0].nonzero()[:, 0]
+        o64, _, _, lg_s = _float64_rows(blk[idx].to(torch.float64), func)
+        if func != "parts":
+            out[idx] = o64.to(out.dtype)
+        lg = lg.index_copy(0, idx, lg_s)
+    return bad, m64, lg
+
+
+def _row_blocks(func: str, x2: Any, out2: Any | None) -> tuple[Any, Any, Any]:
+    """Run the kernel over ``x2`` (rows, n) in blocks of rows, writing
+    ``out2``; returns the indices of the rows whose maximum is not finite
+    (still to recompute), and for "parts" the row maxima and ``log(k + r)``
+    (float64, (rows, 1))."""
+    import torch
+
+    rows, n = x2.shape
+    rb = max(1, min(rows, _BLOCK // n))
+    f64 = x2.dtype == torch.float64
+    if f64:
+        s, b, e = (torch.empty((rb, n), dtype=torch.float64) for _ in range(3))
+        is_max = torch.empty((rb, n), dtype=torch.bool)
+    parts = func == "parts"
+    if parts:
+        m_all = torch.empty((rows, 1), dtype=torch.float64)
+        lg_all = torch.empty((rows, 1), dtype=torch.float64)
+    bad_rows = []
+    for r0 in range(0, rows, rb):
+        r1 = min(rows, r0 + rb)
+        h = r1 - r0
+        o = None if out2 is None else out2[r0:r1]
+        if f64:
+            bad, m, lg = _kernel64(x2[r0:r1], func, o, s[:h], b[:h], e[:h], is_max[:h])
+        else:
+            bad, m, lg = _float32_block(x2[r0:r1], func, o)
+        if parts:
+            m_all[r0:r1] = m
+            lg_all[r0:r1] = lg
+        if bad is not None:
+            bad_rows.append(r0 + bad[:, 0].nonzero()[:, 0])
+    idx = torch.cat(bad_rows) if bad_rows else None
+    return (idx, m_all, lg_all) if parts else (idx, None, None)
+
+
+def _blocked(func: str, x: Any, dim: int) -> Any:
+    """Without autograd: rows along ``dim`` in blocks, into a new output."""
+    import torch
+
+    import xact
+
+    from . import disabled
+
+    n = x.shape[dim]
+    xt = x.movedim(dim, -1)
+    x2 = xt.reshape(-1, n)  # a view when dim is last and x contiguous
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype)
+    idx, _, _ = _row_blocks(func, x2, out2)
+    if idx is not None:
+        # Rows without a finite maximum follow the generic rules.
+        kw = {"keepdims": True} if func == "logsumexp" else {}
+        with disabled():
+            out2[idx] = getattr(xact, func)(x2[idx], axis=-1, **kw)
+    if func == "logsumexp":
+        return out2.reshape((*xt.shape[:-1], 1)).movedim(-1, dim)
+    return out2.reshape(xt.shape).movedim(-1, dim)
+
+
+def _reduction(func: str, x: Any, axis: Any) -> Any:
+    if not _plain(x):
+        return NotImplemented
+    dim = _dim(x, axis)
+    if dim is None:
+        return NotImplemented
+    if not _needs_grad(x):
+        return _blocked(func, x, dim)
+    import torch
+
+    if x.dtype == torch.float32:
+        return _via_float64(func, x, dim)
+    return NotImplemented
+
+
+def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, where: Any) -> Any:
+    if b is not None or where is not None or return_sign or not _plain(x):
+        return NotImplemented
+    if axis is None:
+        out = _reduction("logsumexp", x.reshape(1, -1), 1)
+        if out is NotImplemented:
+            return out
+        return out.reshape((1,) * x.ndim if keepdims else ())
+    out = _reduction("logsumexp", x, axis)
+    if out is NotImplemented or keepdims:
+        return out
+    return out.squeeze(_dim(x, axis))
+
+
+def _normalise(func: str, x: Any, axis: Any, where: Any, temperature: Any) -> Any:
+    if where is not None or type(temperature) not in (int, float) or temperature != 1:
+        return NotImplemented
+    return _reduction(func, x, axis)
+
+
+def softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    return _normalise("softmax", x, axis, where, temperature)
+
+
+def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    return _normalise("log_softmax", x, axis, where, temperature)
+
+
+# --------------------------------------------------------------------------
+# The sigmoid family
+
+
+def sigmoid(x: Any) -> Any:
+    # torch.sigmoid's backward, y (1 - y), cancels for large x (0.1% off at
+    # x = 30); the generic path differentiates sigmoid(x) sigmoid(-x).
+    if not _plain(x, min_ndim=0) or _needs_grad(x):
+        return NotImplemented
+    import torch
+
+    out = torch.sigmoid(x)
+    tail = _SIGMOID_TAIL[x.dtype]
+    low = x.detach().amin()
+    # (amin is NaN if x has a NaN; then look at every entry.)
+    if bool(low < tail) or (bool(low.isnan()) and bool((x.detach() < tail).any())):
+        # exp(-x) overflowed: sigmoid(x) = exp(x) / (1 + exp(x)) = exp(x)
+        # exactly in this dtype. (The clamp keeps exp finite in the branch
+        # that is not taken, so that its gradient is 0, not NaN.)
+        out = torch.where(x < tail, torch.exp(torch.clamp(x, max=tail)), out)
+    return out
 
 
 def log_sigmoid(x: Any) -> Any:
-    if _threshold(x.dtype) is None:
+    if not _float(x):
         return NotImplemented
     import torch.nn.functional as F
 
@@ -45,9 +417,93 @@ def log_sigmoid(x: Any) -> Any:
 
 
 def softplus(x: Any, *, beta: Any) -> Any:
-    thr = _threshold(x.dtype)
-    if thr is None or type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
+    if not _float(x) or type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
         return NotImplemented
     import torch.nn.functional as F
 
-    return F.softplus(x, beta=beta, threshold=thr)
+    return F.softplus(x, beta=beta, threshold=_THRESHOLD[x.dtype])
+
+
+# --------------------------------------------------------------------------
+# cross_entropy with class indices
+
+
+def cross_entropy(
+    logits: Any,
+    *,
+    target: Any,
+    axis: Any,
+    weight: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    reduction: Any,
+    where: Any,
+) -> Any:
+    """``(N, C)`` logits, ``(N,)`` integer targets, no weight, mask or
+    smoothing: the loss of sample ``i`` is ``log(k + r) - (x_{i,y} - m)``
+    from the row maximum ``m`` and ``log(k + r)`` of the kernel, without
+    the log-probabilities of the other classes ever being written. The
+    target's difference ``x_{i,y} - m`` is exact (float64 for float32
+    input, TwoSum for float64), so a confident, correct prediction (loss
+    near 0) keeps its relative accuracy."""
+    import torch
+
+    if (
+        weight is not None
+        or where is not None
+        or type(label_smoothing) not in (int, float)
+        or label_smoothing != 0
+        or reduction not in ("mean", "sum", "none")
+        or not (ignore_index is None or type(ignore_index) is int)
+        or not _plain(logits)
+        or logits.ndim != 2
+        or type(axis) is not int
+        or axis not in (-1, 1)
+        or not isinstance(target, torch.Tensor)
+        or target.dtype in (torch.bool, torch.uint8)
+        or target.is_floating_point()
+        or target.is_complex()
+        or target.device != logits.device
+        or tuple(target.shape) != (logits.shape[0],)
+    ):
+        return NotImplemented
+    n_classes = logits.shape[1]
+    t = target.to(torch.int64)
+    in_range = (t >= 0) & (t < n_classes)
+    ignored = t == ignore_index if ignore_index is not None else torch.zeros_like(in_range)
+    active = in_range & ~ignored
+    safe = torch.where(in_range, t, 0).unsqueeze(1)
+    if _needs_grad(logits):
+        if logits.dtype != torch.float32:
+            return NotImplemented
+        lp = _via_float64("log_softmax", logits, 1)
+        loss = -lp.gather(1, safe)[:, 0]
+    else:
+        x2 = logits if logits.is_contiguous() else logits.contiguous()
+        idx, m, lg = _row_blocks("parts", x2, None)
+        if idx is not None:
+            return NotImplemented  # rows without a finite maximum: generic rules
+        xt = x2.gather(1, safe).to(torch.float64)
+        d = xt - m  # exact for float32 input
+        if logits.dtype == torch.float64:
+            b = d - xt  # TwoSum: xt - m == d + e
+            e = (xt - (d - b)) - (m + b)
+            loss64 = (lg - d) - e
+        else:
+            loss64 = lg - d
+        loss = loss64[:, 0].to(logits.dtype)
+    zero = torch.zeros((), dtype=loss.dtype)
+    loss = torch.where(active, loss, zero)
+    bad = ~in_range & ~ignored
+    den = active.to(loss.dtype)
+    if bool(bad.any()):  # out of range and not ignored: NaN, as the generic
+        loss = torch.where(bad, torch.full((), math.nan, dtype=loss.dtype), loss)
+        den = torch.where(bad, torch.full((), math.nan, dtype=loss.dtype), den)
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    count = den.sum()
+    empty = count == 0
+    return torch.where(empty, zero, total / torch.where(empty, torch.ones_like(count), count))
