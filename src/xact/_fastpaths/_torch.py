@@ -13,7 +13,8 @@ axis, the same values come from far fewer passes:
   accurate: far below float32's resolution. The one place where float64 is
   not enough is ``log`` of a sum within ``2^-16`` of 1 (a row dominated
   by one entry): there ``log(1 + r)`` needs ``log1p(r)``, so such rows,
-  found from the result itself, are recomputed by the generic code.
+  found from the result itself, are recomputed with the float64 kernel
+  below on a float64 copy of those rows (with autograd: by the generic code).
 * **float64** computes the kernel of :mod:`xact._kernel` (TwoSum error of
   ``x - m``, the maximum entries counted, ``log1p`` of the rest) with
   in-place operations on three buffers owned by the call, without autograd.
@@ -62,8 +63,8 @@ __all__ = [
 _THRESHOLD: dict[Any, float] = {}
 _SIGMOID_TAIL: dict[Any, float] = {}
 _TINY_LOG = 2.0**-16
-"""Rows whose log-sum (``log(k + r)``) or log-sum-exp is below this (in
-magnitude) are recomputed by the generic code on the float32 path."""
+"""On the float32 path, rows whose log-sum ``log(k + r)`` is below this are
+recomputed where ``log1p`` of the rest matters (see the module docstring)."""
 
 
 def _tables() -> None:
