@@ -124,10 +124,7 @@ def _generic_rows(func: str, x: Any, dim: int, bad: Any, out: Any) -> Any:
     idx = bad.movedim(dim, -1).reshape(-1).nonzero().squeeze(1)
     rows = x.movedim(dim, -1).reshape(-1, n).index_select(0, idx)
     with disabled():
-        if func == "logsumexp":
-            fixed = xact.logsumexp(rows, axis=-1)
-        else:
-            fixed = getattr(xact, func)(rows, axis=-1)
+        fixed = getattr(xact, func)(rows, axis=-1)
     if func == "logsumexp":  # out has the shape of bad
         flat = out.movedim(dim, -1).reshape(-1).index_copy(0, idx, fixed)
         return flat.reshape(out.movedim(dim, -1).shape).movedim(-1, dim)
