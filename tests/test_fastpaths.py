@@ -473,3 +473,125 @@ def test_torch_cross_entropy_float32_autograd():
     # p - onehot cancels in the generic float32 gradient: absolute agreement
     # to a few float32 ULP of the largest entry (1/N), not relative.
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=4e-7 / len(target))
+
+
+# --------------------------------------------------------------------------
+# NumPy: the work split over threads
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_numpy_threads_give_the_same_bits(dtype, monkeypatch):
+    """Every range of rows (or elements) is computed the same way whatever
+    thread runs it: 1 and 3 threads agree bit for bit, special rows land in
+    different ranges, and both agree with the generic path."""
+    from xact._fastpaths import _parallel
+
+    monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fnp, "MIN_BLOCK", 64)  # several blocks per range
+    host = _inputs(dtype)
+    x = np.concatenate([host["special"], host["many_rows"][:500], host["special"]])
+    used = []
+    real_pool = _parallel._get_pool
+    monkeypatch.setattr(_parallel, "_get_pool", lambda n: used.append(n) or real_pool(n))
+    for name in REDUCTIONS + ELEMENTWISE:
+        func = getattr(xact, name)
+        kw = {"axis": -1} if name in REDUCTIONS else {}
+        monkeypatch.setenv("XACT_NUM_THREADS", "1")
+        one = func(x, **kw)
+        assert not used, name
+        monkeypatch.setenv("XACT_NUM_THREADS", "3")
+        three = func(x, **kw)
+        assert used == [2], name
+        used.clear()
+        np.testing.assert_array_equal(three, one, err_msg=name)
+        with _fastpaths.disabled():
+            _assert_same(three, func(x, **kw), ULPS[dtype])
+
+
+def test_numpy_threads_only_from_the_main_thread(monkeypatch):
+    """A call from another thread (a Dask worker, a pool) runs where it is."""
+    import threading
+
+    from xact._fastpaths import _parallel
+
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setenv("XACT_NUM_THREADS", "4")
+
+    def no_pool(n):
+        raise AssertionError("split from a worker thread")
+
+    monkeypatch.setattr(_parallel, "_get_pool", no_pool)
+    x = _random((64, 50), "float64")
+    got = {}
+    worker = threading.Thread(target=lambda: got.update(out=xact.log_softmax(x)))
+    worker.start()
+    worker.join()
+    with _fastpaths.disabled():
+        _assert_same(got["out"], xact.log_softmax(x), 4)
+
+
+def test_numpy_thread_errors_propagate_after_every_range_ends(monkeypatch):
+    import threading
+    import time
+
+    from xact._fastpaths import _parallel
+
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setenv("XACT_NUM_THREADS", "3")
+    done = []
+
+    def work(i0, i1):
+        if threading.current_thread() is threading.main_thread():
+            raise RuntimeError("boom")
+        time.sleep(0.05)
+        done.append((i0, i1))
+        return i1 - i0
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _parallel.split(9, 1, work)
+    assert sorted(done) == [(0, 3), (3, 6)]
+    assert _parallel.split(9, 1, lambda i0, i1: (i0, i1)) == [(0, 3), (3, 6), (6, 9)]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_numpy_threads_setting_is_checked(value, monkeypatch):
+    monkeypatch.setenv("XACT_NUM_THREADS", value)
+    with pytest.raises(ValueError, match="XACT_NUM_THREADS must be a positive integer"):
+        xact.softmax(_random((512, 512), "float64"))
+
+
+_FORK_SCRIPT = """
+import os, sys
+import numpy as np
+import xact
+from xact._fastpaths import _parallel
+
+_parallel.MIN_ELEMENTS = 1
+os.environ["XACT_NUM_THREADS"] = "2"
+x = np.random.default_rng(0).standard_normal((64, 50))
+expected = xact.softmax(x)
+assert _parallel._pool is not None  # the parent's pool exists
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:  # the child: a pool of its own, the same bits
+    ok = _parallel._pool is None and np.array_equal(xact.softmax(x), expected)
+    ok = ok and _parallel._pool is not None
+    os.write(w, b"1" if ok else b"0")
+    os._exit(0)
+os.waitpid(pid, 0)
+sys.exit(0 if os.read(r, 1) == b"1" else 1)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_numpy_threads_after_fork():
+    """The pool is per process: a forked child builds its own (in a fresh
+    interpreter, without the test session's other frameworks and threads)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -338,6 +338,10 @@ def softmin(
     >>> xact.softmin(np.asarray([-2.0, -1.0, -0.1]))
     array([0.65900114, 0.24243297, 0.09856589])
     """
+    if (
+        r := dispatch("softmin", x, xp, axis=axis, where=where, temperature=temperature)
+    ) is not NotImplemented:
+        return r
     xp, xc, axes, rt = _prepare("softmin", x, axis, where, temperature, xp, negate=True)
     return to_compute(xp, _softmax(xp, xc, axes), rt)
 

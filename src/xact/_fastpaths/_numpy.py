@@ -6,19 +6,28 @@ Here, for the common case (a float32 or float64 ``numpy.ndarray``, the
 reduction over the last axis or over all of a contiguous array, no mask,
 no weights):
 
-* The rows are processed in blocks of about :data:`BLOCK` elements, so the
-  temporaries stay in the CPU cache; they are a handful of buffers
+* The rows are processed in blocks of up to :data:`BLOCK` elements, so the
+  temporaries stay in the CPU caches; they are a handful of buffers
   allocated once per call and filled with ``out=``. Peak memory is the
   output plus a few blocks (the generic path: about 7x the input).
+* Large inputs are split into ranges of rows, one per core, each with its
+  own buffers (:mod:`._parallel`); the bits do not depend on the split.
+* The row maximum comes from ``argmax`` and a gather (faster than a max
+  reduction, and NaN-aware: the first NaN is the "maximum").
 * float64 follows the kernel of :mod:`xact._kernel` step by step: the
   shift by the row maximum, the TwoSum error ``e`` of ``x - m`` folded into
   ``exp``, the maximum entries counted rather than summed, and ``log1p``
   of the rest. Entries more than ``CUTOFF`` below the maximum are clipped
   (their exponential is 0 either way), which keeps every operand finite.
+  When every row of a block has a single maximum entry (one flat count
+  tells), it is taken out of the sum at its ``argmax`` position instead of
+  with a mask.
 * float32 computes each block in float64: the difference of two float32
   numbers within ``CUTOFF`` of each other is exact in float64, so the TwoSum
-  correction is not needed, and ``exp``/``log1p`` are float64-accurate; the
-  result is rounded once to float32.
+  correction is not needed, and ``exp``/``log`` are float64-accurate; the
+  result is rounded once to float32. The maximum entries are summed with
+  the rest (float64 rounding cannot reach a float32 result), except in rows
+  whose sum is within 2^-16 of 1, where ``log1p`` of the rest is taken.
 * Rows whose maximum is not finite (+inf, all -inf or all masked, NaN) are
   rare; they are recomputed with the generic code, which defines their
   values, so the edge-case rules hold by construction.
@@ -47,6 +56,7 @@ __all__ = [
     "logsumexp",
     "sigmoid",
     "softmax",
+    "softmin",
     "softplus",
 ]
 
@@ -63,6 +73,11 @@ MAX_ROW = 1 << 22
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _NEG_INF = -np.inf
+
+
+_TINY_TOTAL = 2.0**-16
+"""float32: ``log(total)`` is within 2^-33 (relative) of ``log(k + r)``
+when ``total >= 1 + 2^-16``; below, ``log1p(r)`` is taken."""
 
 
 def _rows(x: Any, axis: Any) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]] | None:
@@ -198,18 +213,17 @@ def _reduce_range(
     f64 = x2.dtype == _F64
     s_buf = np.empty((rb, n), _F64)
     t_buf = np.empty((rb, n), _F64)
-    m_buf = np.empty((rb, n), np.bool_)
-    a_buf = np.empty((rb, n), _F64) if f64 else s_buf
-    e_buf = np.empty((rb, n), _F64) if f64 else s_buf
+    # float32 needs neither the mask nor the TwoSum buffers.
+    m_buf = np.empty((rb, n) if f64 else (0, 0), np.bool_)
+    a_buf = np.empty((rb, n) if f64 else (0, 0), _F64)
+    e_buf = np.empty((rb, n) if f64 else (0, 0), _F64)
     rows = np.arange(rb)
     bad_rows = []
     for r0 in range(r_start, r_stop, rb):
         r1 = min(r_stop, r0 + rb)
         h = r1 - r0
         blk = x2[r0:r1]
-        s, t, msk = s_buf[:h], t_buf[:h], m_buf[:h]
-        a = a_buf[:h] if f64 else None
-        e = e_buf[:h] if f64 else None
+        s, t, msk, a, e = s_buf[:h], t_buf[:h], m_buf[:h], a_buf[:h], e_buf[:h]
         # argmax (the first NaN, if any) and a gather: faster than max.
         am = np.argmax(blk, axis=1)
         m = blk[rows[:h], am][:, None]
@@ -222,6 +236,9 @@ def _reduce_range(
             # may overflow (exp of +inf entries) and must not warn.
             bad_rows.append(r0 + np.flatnonzero(~fin[:, 0]))
         with quiet:
+            if not f64:
+                _block_f32(blk, mode, out[r0:r1], m, m_fin, fin, am, s, t)
+                continue
             _shifted(blk, m_fin, s, t, msk, a, e)
             # The maximum entries are counted, not summed: added in, their
             # ones would swamp the rest's rounding (6 ULP on 53 entries).
@@ -244,33 +261,61 @@ def _reduce_range(
             if mode == "logsumexp":
                 np.copyto(out[r0:r1], np.where(fin, m_fin + lg, m), casting="same_kind")
             else:
-                _log_softmax_block(blk, m, m_fin, fin, s, e, lg, msk, out[r0:r1])
+                _log_softmax_block(blk, m_fin, s, e, lg, msk, out[r0:r1])
     return bad_rows
+
+
+def _block_f32(
+    blk: np.ndarray,
+    mode: str,
+    o: np.ndarray,
+    m: np.ndarray,
+    m_fin: np.ndarray,
+    fin: np.ndarray,
+    am: np.ndarray,
+    s: np.ndarray,
+    t: np.ndarray,
+) -> None:
+    """float32 rows in float64: ``s = x - m`` is exact within the cut-off
+    (and its rounding below it is far below float32's), so the maxima need
+    no counting: their ones may be summed with the rest, whose rounding
+    (float64) cannot reach a float32 result, except in ``log(total)`` for a
+    total within 2^-16 of 1 (one dominant entry): there ``log1p`` of the
+    rest is taken, with the rest summed again without the maximum."""
+    np.subtract(blk, m_fin, out=s, dtype=_F64)
+    np.exp(s, out=t)
+    total = np.add.reduce(t, axis=1, keepdims=True)
+    if mode == "softmax":
+        np.divide(t, np.where(fin, total, 1.0), out=o, casting="same_kind")
+        return
+    lg = np.log(np.where(fin, total, 1.0))
+    small = np.flatnonzero(fin[:, 0] & (total[:, 0] < 1.0 + _TINY_TOTAL))
+    if small.size:  # one maximum entry (two would make total >= 2)
+        t[small, am[small]] = 0.0
+        lg[small] = np.log1p(np.add.reduce(t[small], axis=1, keepdims=True))
+    if mode == "logsumexp":
+        np.copyto(o, np.where(fin, m_fin + lg, m), casting="same_kind")
+    else:  # float32 - float64 beyond the dtype's range rounds to -inf, quietly
+        with np.errstate(over="ignore"):
+            np.subtract(s, lg, out=o, casting="same_kind")
 
 
 def _log_softmax_block(
     blk: np.ndarray,
-    m: np.ndarray,
     m_fin: np.ndarray,
-    fin: np.ndarray,
     s: np.ndarray,
-    e: np.ndarray | None,
+    e: np.ndarray,
     lg: np.ndarray,
     msk: np.ndarray,
     o: np.ndarray,
 ) -> None:
-    """``(s - lg) + e``, and ``(x - m) - lg`` below the cut-off, into ``o``."""
-    # A spread beyond the dtype's range rounds to -inf, correctly and
-    # quietly (float32 casts and float64 differences alike).
+    """float64: ``(s - lg) + e``, and ``(x - m) - lg`` below the cut-off,
+    into ``o``."""
+    # A spread beyond the dtype's range rounds to -inf, correctly and quietly.
     with np.errstate(over="ignore"):
-        if e is not None:  # float64: the TwoSum correction
-            np.subtract(s, lg, out=o)
-            np.add(o, e, out=o)
-            np.less(blk, m_fin - CUTOFF, out=msk)
-        else:
-            np.subtract(s, lg, out=o, casting="same_kind")
-            m32 = np.where(fin, m, np.float32(0))
-            np.less(blk, m32 - np.float32(CUTOFF), out=msk)
+        np.subtract(s, lg, out=o)
+        np.add(o, e, out=o)
+        np.less(blk, m_fin - CUTOFF, out=msk)
         if msk.any():  # exp underflows there, the log does not
             fr, fc = np.nonzero(msk)
             far = blk[fr, fc].astype(_F64, copy=False) - m_fin[fr, 0]
@@ -316,6 +361,14 @@ def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
     return _normalise("log_softmax", x, axis, where, temperature)
 
 
+def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    # softmax(-x): negation is exact, and swaps the infinities as softmin's
+    # rules do. (Checked first: -x of an unsupported input is not made.)
+    if _rows(x, axis) is None or axis is None:
+        return NotImplemented
+    return _normalise("softmax", np.negative(x), axis, where, temperature)
+
+
 # --------------------------------------------------------------------------
 # The sigmoid family, elementwise in float64 blocks.
 
@@ -358,7 +411,9 @@ def _sigmoid_f64(flat: np.ndarray, oflat: np.ndarray, nb: int) -> None:
         np.exp(w, out=w)  # e = exp(-|x|) <= 1
         np.add(w, 1.0, out=d)
         np.greater_equal(blk, 0.0, out=msk)
-        np.putmask(w, msk, 1.0)
+        # The numerator: 1 for x >= 0 (w <= 1), w below (w >= 0), NaN for
+        # NaN. (A maximum with the mask is five times faster than putmask.)
+        np.maximum(w, msk, out=w)
         np.divide(w, d, out=o, casting="same_kind")
 
 

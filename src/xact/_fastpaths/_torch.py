@@ -57,6 +57,7 @@ __all__ = [
     "logsumexp",
     "sigmoid",
     "softmax",
+    "softmin",
     "softplus",
 ]
 
@@ -381,6 +382,14 @@ def softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
 
 def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
     return _normalise("log_softmax", x, axis, where, temperature)
+
+
+def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    # softmax(-x): negation is exact and swaps the infinities, as softmin's
+    # rules do; autograd flows through it.
+    if not _plain(x):
+        return NotImplemented
+    return _normalise("softmax", -x, axis, where, temperature)
 
 
 # --------------------------------------------------------------------------
