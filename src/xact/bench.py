@@ -583,8 +583,13 @@ def machine() -> str:
     for mod in ("scipy", "torch", "jax"):
         if mod in sys.modules:
             versions.append(f"{mod} {sys.modules[mod].__version__}")
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, " + ", ".join(
-        versions
+    from ._fastpaths._parallel import num_threads
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        + ", ".join(versions)
+        + f"; xact's NumPy fast paths use {num_threads()} thread(s) (XACT_NUM_THREADS), "
+        "SciPy one"
     )
 
 

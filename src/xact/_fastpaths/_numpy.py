@@ -113,6 +113,8 @@ def _block(size: int) -> int:
     """Elements per block for an input of ``size`` elements: :data:`BLOCK`,
     but with the buffers of every thread together below an eighth of the
     input (the peak memory stays near the output's size)."""
+    if size <= 8 * MIN_BLOCK:
+        return MIN_BLOCK
     return max(MIN_BLOCK, min(BLOCK, size // (8 * _parallel.num_threads())))
 
 

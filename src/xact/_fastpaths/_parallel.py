@@ -89,9 +89,11 @@ def split(n_items: int, item_size: int, work: Callable[[int, int], T]) -> list[T
     ``item_size`` is the number of elements of one item (a row's length), by
     which the split is sized. The calling thread runs the last range itself.
     """
-    nt = 1
-    if threading.current_thread() is threading.main_thread():
-        nt = min(num_threads(), n_items, (n_items * item_size) // MIN_ELEMENTS)
+    nt = min(n_items, (n_items * item_size) // MIN_ELEMENTS)
+    if nt > 1 and threading.current_thread() is threading.main_thread():
+        nt = min(nt, num_threads())
+    else:
+        nt = 1
     if nt <= 1:
         return [work(0, n_items)]
     bounds = [n_items * i // nt for i in range(nt + 1)]
