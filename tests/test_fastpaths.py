@@ -595,3 +595,110 @@ def test_numpy_threads_after_fork():
         [sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------
+# NumPy cross_entropy
+
+
+def _np_ce_case(dtype):
+    rng = np.random.default_rng(7)
+    x = (5.0 * rng.standard_normal((3000, 9))).astype(dtype)
+    t = rng.integers(0, 9, 3000)
+    x[3, t[3]] = -INF  # the target class does not exist: +inf
+    x[4] = -30.0
+    x[4, t[4]] = 20.0  # confident and correct: a loss of 1e-21
+    x[5] = 2.0  # ties
+    x[6, :4] = -INF
+    x[7, t[7]] = -3e38 if dtype == "float32" else -1e308  # x_y - m overflows
+    x[7, (t[7] + 1) % 9] = 3e38 if dtype == "float32" else 1e308
+    return x, t
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("ignore_index", [None, 2, -100])
+def test_numpy_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index, monkeypatch):
+    from xact._fastpaths import _parallel
+
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1000)  # 3000x9: split in 3
+    monkeypatch.setenv("XACT_NUM_THREADS", "3")
+    x, t = _np_ce_case(dtype)
+    assert (
+        fnp.cross_entropy(
+            x,
+            target=t,
+            axis=-1,
+            weight=None,
+            ignore_index=ignore_index,
+            label_smoothing=0.0,
+            reduction=reduction,
+            where=None,
+        )
+        is not NotImplemented
+    )
+    for rows in (3000, 40):  # threads, and one block
+        fast, generic = _both(
+            lambda z, **kw: xact.cross_entropy(z, t[:rows], **kw),
+            x[:rows],
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
+        assert type(fast) is type(generic)
+        _assert_same(fast, generic, ULPS[dtype])
+
+
+def test_numpy_cross_entropy_keeps_the_relative_accuracy_of_a_tiny_loss():
+    import mpmath
+
+    x = np.array([[20.0, -30.0, -31.0, -29.5]])
+    loss = xact.cross_entropy(x, np.array([0]), reduction="none")[0]
+    with mpmath.workdps(50):
+        ref = -mpmath.log(mpmath.exp(20) / sum(mpmath.exp(mpmath.mpf(float(v))) for v in x[0]))
+    assert abs(loss - float(ref)) <= 2 * np.spacing(float(ref))
+
+
+@pytest.mark.parametrize(
+    ("logits", "target", "kw"),
+    [
+        (_random((6, 5), "float64"), np.array([0, 1, 2, 3, 4, 5]), {}),  # out of range
+        (_random((6, 5), "float64"), np.array([0, 1, 2, 3, 4, -1]), {}),
+        (SPECIAL_ROWS[:6, :5].copy(), np.array([0, 1, 2, 3, 4, 0]), {}),  # NaN/inf rows
+        (_random((6, 5), "float64"), np.array([0, 1, 2, 3, 4, 0]), {"label_smoothing": 0.1}),
+        (_random((6, 5), "float64"), np.array([0, 1, 2, 3, 4, 0]), {"weight": np.ones(5)}),
+        (_random((5, 6), "float64").T, np.array([0, 1, 2, 3, 4, 0]), {}),  # not contiguous
+        (_random((6, 5), "float64"), _random((6, 5), "float64"), {}),  # probabilities
+        (_random((2, 5, 3), "float64"), np.zeros((2, 3), int), {"axis": 1}),
+        (_random((6, 5), "float16"), np.array([0, 1, 2, 3, 4, 0]), {}),
+    ],
+)
+def test_numpy_cross_entropy_declines_to_the_generic_answer(logits, target, kw):
+    ce = fnp.cross_entropy
+    full = {"axis": -1, "weight": None, "ignore_index": None, "label_smoothing": 0.0}
+    full.update(kw)
+    assert ce(logits, target=target, reduction="mean", where=None, **full) is NotImplemented
+    try:
+        fast = xact.cross_entropy(logits, target, **kw)
+    except ValueError as exc:
+        with _fastpaths.disabled(), pytest.raises(ValueError, match=str(exc)[:30]):
+            xact.cross_entropy(logits, target, **kw)
+        return
+    with _fastpaths.disabled():
+        generic = xact.cross_entropy(logits, target, **kw)
+    np.testing.assert_array_equal(fast, generic)
+
+
+def test_numpy_cross_entropy_peak_memory(monkeypatch):
+    monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
+    x = _random((256, 4096), "float64")
+    t = np.random.default_rng(0).integers(0, 4096, 256)
+    xact.cross_entropy(x, t)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        xact.cross_entropy(x, t, reduction="none")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak <= 1.0 * x.nbytes, f"{peak / x.nbytes:.2f}x the input"

@@ -51,6 +51,7 @@ from . import _parallel
 __all__ = [
     "BLOCK",
     "MAX_ROW",
+    "cross_entropy",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
@@ -192,12 +193,19 @@ def _logsumexp_all(flat: np.ndarray) -> np.ndarray:
     return np.asarray(m_fin + np.log1p((k - 1) + rest), dtype=flat.dtype)
 
 
+class _NotFinite(Exception):
+    """A row without a finite maximum in "parts" mode (the caller declines)."""
+
+
 def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
-    """Fill ``out`` (rows, 1) for ``logsumexp`` or (rows, n) for the others,
+    """Fill ``out`` (rows, 1) for ``logsumexp``, (rows, 2) float64 for
+    "parts" (the row maximum and ``log(k + r)``) or (rows, n) for the others,
     in row ranges split over threads (see :mod:`._parallel`)."""
     rows, n = x2.shape
     bad = _parallel.split(rows, n, lambda r0, r1: _reduce_range(x2, mode, out, r0, r1))
     idx = [i for part in bad for i in part]
+    if idx and mode == "parts":
+        raise _NotFinite
     if idx and mode != "logsumexp":
         # Rows without a finite maximum follow the generic rules.
         rows_bad = np.concatenate(idx)
@@ -260,7 +268,9 @@ def _reduce_range(
                 np.divide(t, np.where(fin, k + rest, 1.0), out=out[r0:r1], casting="same_kind")
                 continue
             lg = np.log1p(np.where(fin, (k - 1.0) + rest, 0.0))
-            if mode == "logsumexp":
+            if mode == "parts":
+                out[r0:r1, :1], out[r0:r1, 1:] = m_fin, lg
+            elif mode == "logsumexp":
                 np.copyto(out[r0:r1], np.where(fin, m_fin + lg, m), casting="same_kind")
             else:
                 _log_softmax_block(blk, m_fin, s, e, lg, msk, out[r0:r1])
@@ -295,7 +305,9 @@ def _block_f32(
     if small.size:  # one maximum entry (two would make total >= 2)
         t[small, am[small]] = 0.0
         lg[small] = np.log1p(np.add.reduce(t[small], axis=1, keepdims=True))
-    if mode == "logsumexp":
+    if mode == "parts":
+        o[:, :1], o[:, 1:] = m_fin, lg
+    elif mode == "logsumexp":
         np.copyto(o, np.where(fin, m_fin + lg, m), casting="same_kind")
     else:  # float32 - float64 beyond the dtype's range rounds to -inf, quietly
         with np.errstate(over="ignore"):
@@ -475,3 +487,82 @@ def softplus(x: Any, *, beta: Any) -> Any:
     if type(beta) not in (int, float) or beta != 1:
         return NotImplemented
     return _elementwise("softplus", x)
+
+
+# --------------------------------------------------------------------------
+# cross_entropy with class indices
+
+
+def cross_entropy(
+    logits: Any,
+    *,
+    target: Any,
+    axis: Any,
+    weight: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    reduction: Any,
+    where: Any,
+) -> Any:
+    """``(N, C)`` logits, ``(N,)`` integer targets, no weight, mask or
+    smoothing: the loss of sample ``i`` is ``log(k + r) - (x_{i,y} - m)``
+    from the row maximum ``m`` and ``log(k + r)`` of the blocked kernel,
+    without the log-probabilities of the other classes ever being written
+    (peak memory: a few blocks). The target's difference ``x_{i,y} - m`` is
+    exact (float64 for float32 input, TwoSum for float64), so a confident,
+    correct prediction (loss near 0) keeps its relative accuracy. Declines
+    where the generic code raises (a class index out of range) or has
+    special rules (rows without a finite maximum)."""
+    if (
+        weight is not None
+        or where is not None
+        or type(label_smoothing) not in (int, float)
+        or label_smoothing != 0
+        or reduction not in ("mean", "sum", "none")
+        or not (ignore_index is None or type(ignore_index) is int)
+        or type(logits) is not np.ndarray
+        or logits.dtype not in (_F32, _F64)
+        or logits.ndim != 2
+        or logits.size == 0
+        or not logits.flags.c_contiguous
+        or logits.shape[1] > MAX_ROW
+        or type(axis) is not int
+        or axis not in (-1, 1)
+        or type(target) is not np.ndarray
+        or target.dtype.kind not in "iu"
+        or target.shape != (logits.shape[0],)
+    ):
+        return NotImplemented
+    n, n_classes = logits.shape
+    t = target.astype(np.int64, copy=False)
+    in_range = (t >= 0) & (t < n_classes)
+    active = in_range if ignore_index is None else in_range & (t != ignore_index)
+    if ignore_index is None:
+        if not in_range.all():
+            return NotImplemented  # the generic code raises
+    elif not (in_range | (t == ignore_index)).all():
+        return NotImplemented
+    parts = np.empty((n, 2), _F64)
+    try:
+        _reduce_rows(logits, "parts", parts)
+    except _NotFinite:
+        return NotImplemented
+    m, lg = parts[:, 0], parts[:, 1]
+    xt = logits[np.arange(n), np.where(in_range, t, 0)].astype(_F64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = xt - m  # exact for float32 input; -inf for a -inf target logit
+        loss = lg - d
+        if logits.dtype == _F64:  # TwoSum: xt - m == d + e
+            b = d - xt
+            e = (xt - (d - b)) - (m + b)
+            loss = np.where(np.isfinite(d), loss - e, loss)
+    loss = np.where(active, loss, 0.0)
+    # A float32 loss beyond float32's range is inf, correctly and quietly.
+    with np.errstate(over="ignore"):
+        if reduction == "none":
+            return loss.astype(logits.dtype)
+        total = np.add.reduce(loss)
+        if reduction == "sum":
+            return logits.dtype.type(total)
+        count = np.count_nonzero(active)
+        return np.asarray(total / count if count else 0.0, dtype=logits.dtype)
