@@ -507,6 +507,31 @@ def test_numpy_threads_give_the_same_bits(dtype, monkeypatch):
         np.testing.assert_array_equal(three, one, err_msg=name)
         with _fastpaths.disabled():
             _assert_same(three, func(x, **kw), ULPS[dtype])
+    # logsumexp over everything is not split, but sums block by block: the
+    # blocks must not depend on the number of threads either.
+    monkeypatch.setattr(fnp, "MIN_BLOCK", 1 << 14)
+    flat = np.random.default_rng(5).standard_normal(656621).astype(dtype)  # (1 ULP apart)
+    lse = []
+    for n in ("1", "3"):
+        monkeypatch.setenv("XACT_NUM_THREADS", n)
+        lse.append(xact.logsumexp(flat))
+    np.testing.assert_array_equal(lse[0], lse[1])
+
+
+def test_numpy_threads_follow_the_callers_errstate(monkeypatch):
+    """np.errstate is a context variable: every thread must see the caller's
+    (here only the first half of the rows underflows in exp)."""
+    from xact._fastpaths import _parallel
+
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
+    x = np.zeros((2000, 200))
+    x[:1000, 0] = 800.0
+    for n in ("1", "2", "3"):
+        monkeypatch.setenv("XACT_NUM_THREADS", n)
+        with np.errstate(under="raise"), pytest.raises(FloatingPointError, match="underflow"):
+            xact.softmax(x)
+        with np.errstate(under="ignore"):
+            xact.softmax(x)
 
 
 def test_numpy_threads_only_from_the_main_thread(monkeypatch):
@@ -584,6 +609,35 @@ sys.exit(0 if os.read(r, 1) == b"1" else 1)
 """
 
 
+_SHUTDOWN_SCRIPT = """
+import atexit
+import numpy as np
+import xact
+from xact._fastpaths import _parallel
+
+_parallel.MIN_ELEMENTS = 1
+x = np.random.default_rng(0).standard_normal((2000, 200))
+expected = xact.softmax(x)  # (with 2 threads where there are 2 cores)
+atexit.register(lambda: print(bool(np.array_equal(xact.softmax(x), expected))))
+"""
+
+
+def test_numpy_threads_at_interpreter_shutdown():
+    """No thread can start at exit: the ranges run in the calling thread."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "XACT_NUM_THREADS": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHUTDOWN_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+
+
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
 def test_numpy_threads_after_fork():
     """The pool is per process: a forked child builds its own (in a fresh
@@ -646,6 +700,7 @@ def test_numpy_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index,
         )
         assert type(fast) is type(generic)
         _assert_same(fast, generic, ULPS[dtype])
+        np.testing.assert_array_equal(np.signbit(fast), np.signbit(generic))  # -0.0
 
 
 def test_numpy_cross_entropy_keeps_the_relative_accuracy_of_a_tiny_loss():

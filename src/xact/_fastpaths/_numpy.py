@@ -112,11 +112,13 @@ def _rows(x: Any, axis: Any) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ..
 
 def _block(size: int) -> int:
     """Elements per block for an input of ``size`` elements: :data:`BLOCK`,
-    but with the buffers of every thread together below an eighth of the
-    input (the peak memory stays near the output's size)."""
+    but with the buffers of one thread per core together below an eighth of
+    the input (the peak memory stays near the output's size). It depends on
+    the machine, not on ``XACT_NUM_THREADS``: ``logsumexp(x, axis=None)``
+    groups its partial sums by block."""
     if size <= 8 * MIN_BLOCK:
         return MIN_BLOCK
-    return max(MIN_BLOCK, min(BLOCK, size // (8 * _parallel.num_threads())))
+    return max(MIN_BLOCK, min(BLOCK, size // (8 * _parallel.cores())))
 
 
 def _generic(func: str, x: np.ndarray, **kw: Any) -> np.ndarray:
@@ -378,7 +380,13 @@ def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
 def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
     # softmax(-x): negation is exact, and swaps the infinities as softmin's
     # rules do. (Checked first: -x of an unsupported input is not made.)
-    if _rows(x, axis) is None or axis is None:
+    if (
+        where is not None
+        or type(temperature) not in (int, float)
+        or temperature != 1
+        or axis is None
+        or _rows(x, axis) is None
+    ):
         return NotImplemented
     return _normalise("softmax", np.negative(x), axis, where, temperature)
 
@@ -551,12 +559,13 @@ def cross_entropy(
     xt = logits[np.arange(n), np.where(in_range, t, 0)].astype(_F64)
     with np.errstate(invalid="ignore", over="ignore"):
         d = xt - m  # exact for float32 input; -inf for a -inf target logit
-        loss = lg - d
+        lp = d - lg  # the target's log-probability, as log_softmax has it
         if logits.dtype == _F64:  # TwoSum: xt - m == d + e
             b = d - xt
             e = (xt - (d - b)) - (m + b)
-            loss = np.where(np.isfinite(d), loss - e, loss)
-    loss = np.where(active, loss, 0.0)
+            lp = np.where(np.isfinite(d), lp + e, lp)
+    # -log p, with the generic path's signed zeros (-0.0 where ignored).
+    loss = -np.where(active, lp, 0.0)
     # A float32 loss beyond float32's range is inf, correctly and quietly.
     with np.errstate(over="ignore"):
         if reduction == "none":

@@ -15,19 +15,23 @@ the output, so the result is bit-for-bit the same for any number of threads.
   splitting it again would only oversubscribe the cores.
 * Calls smaller than :data:`MIN_ELEMENTS` run in the calling thread: handing
   work to a thread costs tens of microseconds.
+* Each range runs in a copy of the caller's context, so ``np.errstate``
+  applies in every thread as in the caller's.
 * After ``fork()`` the child starts a pool of its own (the parent's threads
-  do not exist there).
+  do not exist there); at interpreter shutdown, when no thread can start,
+  every range runs in the calling thread.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["MIN_ELEMENTS", "num_threads", "split"]
+__all__ = ["MIN_ELEMENTS", "cores", "num_threads", "split"]
 
 T = TypeVar("T")
 
@@ -40,7 +44,8 @@ _pool_size = 0
 _lock = threading.Lock()
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The number of cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
@@ -58,7 +63,7 @@ def num_threads() -> int:
         if n < 1:
             raise ValueError(f"{_ENV} must be a positive integer, got {env!r}")
         return n
-    return _cores()
+    return cores()
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
@@ -74,8 +79,8 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _forget_pool() -> None:
-    global _pool, _pool_size
-    _pool, _pool_size = None, 0
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -97,15 +102,24 @@ def split(n_items: int, item_size: int, work: Callable[[int, int], T]) -> list[T
     if nt <= 1:
         return [work(0, n_items)]
     bounds = [n_items * i // nt for i in range(nt + 1)]
-    pool = _get_pool(nt - 1)
     futures: list[Future[T]] = []
+    mine = nt - 1  # the first range this thread runs itself
     try:
-        for i in range(nt - 1):
-            futures.append(pool.submit(work, bounds[i], bounds[i + 1]))
-        last = work(bounds[nt - 1], bounds[nt])
+        try:
+            pool = _get_pool(nt - 1)
+            for i in range(nt - 1):
+                # Each range sees the caller's context: np.errstate lives in
+                # a context variable, and a pool thread starts without it.
+                ctx = contextvars.copy_context()
+                futures.append(pool.submit(ctx.run, work, bounds[i], bounds[i + 1]))
+        except RuntimeError:
+            # No new threads (the interpreter is shutting down): the ranges
+            # not handed out run here.
+            mine = len(futures)
+        results = [work(bounds[i], bounds[i + 1]) for i in range(mine, nt)]
     finally:
         # The other ranges write into the caller's output: wait for them
         # even if this one failed.
         for f in futures:
             f.exception()
-    return [f.result() for f in futures] + [last]
+    return [f.result() for f in futures] + results

@@ -387,8 +387,14 @@ def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
 def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
     # softmax(-x): negation is exact and swaps the infinities, as softmin's
     # rules do; autograd flows through it.
-    if not _plain(x):
-        return NotImplemented
+    if (
+        not _plain(x)
+        or where is not None
+        or type(temperature) not in (int, float)
+        or temperature != 1
+        or _dim(x, axis) is None
+    ):
+        return NotImplemented  # (before -x is made)
     return _normalise("softmax", -x, axis, where, temperature)
 
 
