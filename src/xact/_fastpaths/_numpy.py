@@ -51,6 +51,7 @@ from . import _parallel
 __all__ = [
     "BLOCK",
     "MAX_ROW",
+    "MIN_BLOCK",
     "cross_entropy",
     "log_sigmoid",
     "log_softmax",

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 __all__ = ["MIN_ELEMENTS", "cores", "num_threads", "split"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 _ENV = "XACT_NUM_THREADS"
 MIN_ELEMENTS = 1 << 17
@@ -87,7 +87,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def split(n_items: int, item_size: int, work: Callable[[int, int], T]) -> list[T]:
+def split(n_items: int, item_size: int, work: Callable[[int, int], _T]) -> list[_T]:
     """``work(i0, i1)`` over contiguous ranges that cover ``range(n_items)``,
     in as many threads as pay off; the results in the order of the ranges.
 
@@ -102,7 +102,7 @@ def split(n_items: int, item_size: int, work: Callable[[int, int], T]) -> list[T
     if nt <= 1:
         return [work(0, n_items)]
     bounds = [n_items * i // nt for i in range(nt + 1)]
-    futures: list[Future[T]] = []
+    futures: list[Future[_T]] = []
     mine = nt - 1  # the first range this thread runs itself
     try:
         try:
