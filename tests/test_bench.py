@@ -83,3 +83,26 @@ def test_results_are_measured_on_the_same_array():
 def test_unknown_function_is_an_error():
     with pytest.raises(ValueError, match="unknown functions"):
         bench.run(functions=["nope"], log=lambda s: None)
+
+
+def test_time_calls_samples_the_functions_in_turn():
+    """One sample of each function per round, so a slow spell of the machine
+    weighs on every function alike (after one warm-up and one probe call
+    each, which size the samples)."""
+    calls = []
+
+    def slow(tag):
+        def f():
+            calls.append(tag)
+            t = bench.time.perf_counter() + 3e-3  # over 2 ms: one call per sample
+            while bench.time.perf_counter() < t:
+                pass
+
+        return f
+
+    times = bench.time_calls(
+        [slow("a"), slow("b"), slow("c")], lambda r: r, budget=0.0, min_repeats=4
+    )
+    assert len(times) == 3 and all(t >= 3e-3 for t in times)
+    assert calls[:6] == ["a", "a", "b", "b", "c", "c"]
+    assert calls[6:] == ["a", "b", "c"] * 4

@@ -13,7 +13,10 @@ arrays with xact and with the backend's own function (the *anchor*):
 Next to them two yardsticks of memory bandwidth on the same array: a copy
 (``-x`` under JAX, which XLA cannot elide) and one ``exp``. Every time is
 the median of repeated calls after a warm-up (many calls per sample for
-small shapes, so that ``perf_counter`` resolution does not matter). On
+small shapes, so that ``perf_counter`` resolution does not matter); xact,
+its anchor and the ``exp`` are sampled in turn, one sample of each per
+round, so that a busy spell of a shared machine slows them alike and their
+ratios hold. On
 NumPy the peak memory allocated by one call (``tracemalloc`` sees NumPy's
 buffers) is reported as a multiple of the input size, output included.
 
@@ -77,6 +80,7 @@ __all__ = [
     "run",
     "summary",
     "time_call",
+    "time_calls",
     "warnings_ignored",
 ]
 
@@ -354,28 +358,47 @@ def _fastpaths(enabled: bool) -> Iterator[None]:
 def time_call(
     fn: Callable[[], Any], sync: Callable[[Any], Any], *, budget: float, min_repeats: int
 ) -> float:
-    """Median seconds per call of ``fn`` after a warm-up.
+    """Median seconds per call of ``fn`` after a warm-up (see :func:`time_calls`)."""
+    return time_calls([fn], sync, budget=budget, min_repeats=min_repeats)[0]
+
+
+def time_calls(
+    fns: Sequence[Callable[[], Any]],
+    sync: Callable[[Any], Any],
+    *,
+    budget: float,
+    min_repeats: int,
+) -> list[float]:
+    """Median seconds per call of each of ``fns``, after a warm-up.
 
     Calls are grouped so that each sample lasts about 2 ms (one call per
-    sample for slow functions); samples are taken until ``budget`` seconds
-    have passed and at least ``min_repeats`` samples exist.
+    sample for slow functions). The samples are taken in rounds, one of each
+    function per round, until ``budget`` seconds per function have passed
+    and there are at least ``min_repeats`` rounds: a slow spell of a shared
+    machine then weighs on every function alike, and their ratios (what the
+    benchmark reports) stay steady where their absolute times do not.
     """
-    sync(fn())  # warm-up: compilation, caches, allocator
-    t0 = time.perf_counter()
-    sync(fn())
-    once = max(time.perf_counter() - t0, 1e-7)
-    number = max(1, int(2e-3 / once))
-    samples: list[float] = [once] if number == 1 else []
-    start = time.perf_counter()
-    while len(samples) < min_repeats or (
-        time.perf_counter() - start < budget and len(samples) < 10_000
-    ):
+    numbers = []
+    for fn in fns:
+        sync(fn())  # warm-up: compilation, caches, allocator
         t0 = time.perf_counter()
-        for _ in range(number):
-            r = fn()
-        sync(r)
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+        sync(fn())
+        once = max(time.perf_counter() - t0, 1e-7)
+        numbers.append(max(1, int(2e-3 / once)))
+    samples: list[list[float]] = [[] for _ in fns]
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_repeats or (
+        time.perf_counter() - start < budget * len(fns) and rounds < 10_000
+    ):
+        for fn, number, s in zip(fns, numbers, samples, strict=True):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                r = fn()
+            sync(r)
+            s.append((time.perf_counter() - t0) / number)
+        rounds += 1
+    return [statistics.median(s) for s in samples]
 
 
 def peak_memory(fn: Callable[[], Any]) -> int:
@@ -461,9 +484,6 @@ def run(
                 copy_s = time_call(
                     partial(copy_f, x), be.sync, budget=budget, min_repeats=min_repeats
                 )
-                exp_s = time_call(
-                    partial(exp_f, x), be.sync, budget=budget, min_repeats=min_repeats
-                )
                 for case in cases:
                     extra = case.inputs(host) if case.inputs else ()
                     extra = tuple(be.convert(e) for e in extra)
@@ -473,12 +493,13 @@ def run(
                     make = case.anchors.get(bname.replace("_cuda", ""))
                     native = make() if make else None
                     anchor = be.wrap(native) if native is not None else None
+                    # xact, its anchor and one exp, sampled in turn.
+                    timed = [partial(ours, x, *extra), partial(exp_f, x)]
+                    if anchor is not None:
+                        timed.append(partial(anchor, x, *extra))
                     with _fastpaths(True):
-                        xs = time_call(
-                            partial(ours, x, *extra),
-                            be.sync,
-                            budget=budget,
-                            min_repeats=min_repeats,
+                        xs, exp_s, *a_times = time_calls(
+                            timed, be.sync, budget=budget, min_repeats=min_repeats
                         )
                     gs = None
                     if generic:
@@ -490,14 +511,7 @@ def run(
                                 budget=budget,
                                 min_repeats=min_repeats,
                             )
-                    a_s = None
-                    if anchor is not None:
-                        a_s = time_call(
-                            partial(anchor, x, *extra),
-                            be.sync,
-                            budget=budget,
-                            min_repeats=min_repeats,
-                        )
+                    a_s = a_times[0] if a_times else None
                     res = Result(
                         bname if be.name != "torch_cuda" else "torch_cuda",
                         case.name,
@@ -601,7 +615,9 @@ def markdown(results: Sequence[Result], command: str) -> str:
         "",
         f"Machine: {machine()}",
         "",
-        "Times are medians of repeated calls after a warm-up. *anchor*: scipy.special "
+        "Times are medians of repeated calls after a warm-up; xact, the anchor and *exp* "
+        "are sampled in turn, so their ratios come from the same moments. "
+        "*anchor*: scipy.special "
         "(NumPy), torch / torch.nn.functional (PyTorch), jax.nn under jax.jit (JAX). "
         "*copy* and *exp*: one copy and one exp of the same array. *generic*: xact "
         "with its fast paths disabled. *mem*: peak bytes allocated in one call "
