@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-__all__ = ["disabled", "dispatch", "enabled"]
+__all__ = ["disabled", "dispatch", "enabled", "plain_cross_entropy"]
 
 _DISABLED_DEPTH = 0
 _ENV = "XACT_DISABLE_FASTPATHS"
@@ -91,3 +91,19 @@ def dispatch(func: str, x: Any, xp: ModuleType | None, **kwargs: Any) -> Any:
     if impl is None:
         return NotImplemented
     return impl(x, **kwargs)
+
+
+def plain_cross_entropy(
+    weight: Any, ignore_index: Any, label_smoothing: Any, reduction: Any, where: Any
+) -> bool:
+    """The ``cross_entropy`` options every fast path takes: no weight, mask
+    or smoothing, a known reduction, and an int ``ignore_index`` or none.
+    (Anything else, valid or not, is left to the generic code.)"""
+    return (
+        weight is None
+        and where is None
+        and type(label_smoothing) in (int, float)
+        and label_smoothing == 0
+        and reduction in ("mean", "sum", "none")
+        and (ignore_index is None or type(ignore_index) is int)
+    )

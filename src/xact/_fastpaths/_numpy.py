@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._kernel import CUTOFF
-from . import _parallel
+from . import _parallel, plain_cross_entropy
 
 __all__ = [
     "BLOCK",
@@ -523,12 +523,7 @@ def cross_entropy(
     where the generic code raises (a class index out of range) or has
     special rules (rows without a finite maximum)."""
     if (
-        weight is not None
-        or where is not None
-        or type(label_smoothing) not in (int, float)
-        or label_smoothing != 0
-        or reduction not in ("mean", "sum", "none")
-        or not (ignore_index is None or type(ignore_index) is int)
+        not plain_cross_entropy(weight, ignore_index, label_smoothing, reduction, where)
         or type(logits) is not np.ndarray
         or logits.dtype not in (_F32, _F64)
         or logits.ndim != 2

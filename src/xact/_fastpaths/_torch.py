@@ -50,6 +50,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import plain_cross_entropy
+
 __all__ = [
     "cross_entropy",
     "log_sigmoid",
@@ -462,12 +464,7 @@ def cross_entropy(
     import torch
 
     if (
-        weight is not None
-        or where is not None
-        or type(label_smoothing) not in (int, float)
-        or label_smoothing != 0
-        or reduction not in ("mean", "sum", "none")
-        or not (ignore_index is None or type(ignore_index) is int)
+        not plain_cross_entropy(weight, ignore_index, label_smoothing, reduction, where)
         or not _plain(logits)
         or logits.ndim != 2
         or type(axis) is not int
