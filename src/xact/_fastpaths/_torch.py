@@ -178,6 +178,21 @@ cache and are reused, instead of a fresh full-size tensor per step (whose
 page faults cost more than the arithmetic)."""
 
 
+def _row_max(blk: Any) -> tuple[Any, Any, Any]:
+    """The maxima (rows, 1) of the rows ``blk`` (rows, n), the mask of the
+    rows whose maximum is not finite (None if there are none), and ``blk``;
+    those rows get garbage-free stand-ins (0) in both, and are recomputed by
+    the caller."""
+    import torch
+
+    m = blk.amax(1, keepdim=True)
+    fin = torch.isfinite(m)
+    if bool(fin.all()):
+        return m, None, blk
+    bad = ~fin
+    return m.masked_fill(bad, 0.0), bad, blk.masked_fill(bad, 0.0)
+
+
 def _kernel64(
     blk: Any, func: str, out: Any, s: Any, b: Any, e: Any, is_max: Any
 ) -> tuple[Any, Any, Any]:
@@ -191,14 +206,7 @@ def _kernel64(
 
     from .._kernel import CUTOFF
 
-    m = blk.amax(1, keepdim=True)
-    fin = torch.isfinite(m)
-    bad = None
-    if not bool(fin.all()):
-        # Garbage-free stand-ins; these rows are recomputed by the caller.
-        bad = ~fin
-        m = m.masked_fill(bad, 0.0)
-        blk = blk.masked_fill(bad, 0.0)
+    m, bad, blk = _row_max(blk)
     lo = (m - CUTOFF) - m.abs() * 2.0**-50
     far = bool((blk.amin(1, keepdim=True) < lo).any())
     # Entries more than the cut-off below the maximum have exp == 0; raise
@@ -252,13 +260,7 @@ def _float32_block(blk: Any, func: str, out: Any) -> tuple[Any, Any, Any]:
     docstring); returns ``(bad, m, lg)`` as :func:`_kernel64` (float64)."""
     import torch
 
-    m = blk.amax(1, keepdim=True)
-    fin = torch.isfinite(m)
-    bad = None
-    if not bool(fin.all()):
-        bad = ~fin
-        m = m.masked_fill(bad, 0.0)
-        blk = blk.masked_fill(bad, 0.0)
+    m, bad, blk = _row_max(blk)
     m64 = m.to(torch.float64)
     if func == "softmax":
         out.copy_(torch.softmax(blk, 1, dtype=torch.float64))
@@ -273,7 +275,7 @@ def _float32_block(blk: Any, func: str, out: Any) -> tuple[Any, Any, Any]:
     # rows with the float64 kernel, exact on float32 input.
     small = lg < _TINY_LOG
     if bad is not None:
-        small &= fin
+        small &= ~bad
     if bool(small.any()):
         idx = small[:, 0].nonzero()[:, 0]
         o64, _, _, lg_s = _float64_rows(blk[idx].to(torch.float64), func)
