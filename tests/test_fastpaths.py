@@ -143,6 +143,53 @@ def test_numpy_fast_path_is_taken_for_the_common_case():
     assert fnp.softplus(x, beta=1.0) is not NotImplemented
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("mode", ["logsumexp", "softmax", "log_softmax", "parts"])
+def test_numpy_small_inputs_give_the_blocked_bits(dtype, mode):
+    """A small input is one block without buffers (``_one_block``); it must
+    give the blocked path's bits, signed zeros included (and the float32
+    rows with one dominant entry, whose total is near 1), and leave rows
+    without a finite maximum to it."""
+    with np.errstate(over="ignore"):
+        special = SPECIAL_ROWS.astype(dtype)
+    finite = special[np.isfinite(special.max(axis=1))]
+    x = np.concatenate([finite, _random((40, 6), dtype), np.full((2, 6), -0.0, dtype)])
+    x[-1, 3] = 0.0
+    width = {"logsumexp": 1, "parts": 2}.get(mode, x.shape[1])
+    out_dtype = np.float64 if mode == "parts" else x.dtype
+
+    def both(x):
+        small = np.full((x.shape[0], width), 7.0, out_dtype)
+        blocked = np.full((x.shape[0], width), 7.0, out_dtype)
+        taken = fnp._one_block(x, mode, small)
+        fnp._reduce_range(x, mode, blocked, 0, x.shape[0])
+        return taken, small, blocked
+
+    taken, small, blocked = both(x)
+    assert taken
+    np.testing.assert_array_equal(small, blocked)
+    # (The sign of a zero maximum, "parts" column 0, may differ: the blocked
+    # path takes the first maximum entry. It reaches no loss: lg > 0 there.)
+    c = 1 if mode == "parts" else 0
+    np.testing.assert_array_equal(np.signbit(small[:, c:]), np.signbit(blocked[:, c:]))
+    for rows in (special[1:2], special[4:5]):  # no mass; NaN
+        taken, small, _ = both(np.concatenate([x[:3], rows]))
+        assert not taken and (small == 7.0).all()
+
+
+def test_numpy_small_inputs_skip_the_blocked_path(monkeypatch):
+    def blocked(*args):
+        raise AssertionError("a 32x10 call took the blocked path")
+
+    monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
+    monkeypatch.setattr(fnp._parallel, "split", blocked)
+    for dtype in ("float64", "float32"):
+        x = _random((32, 10), dtype)
+        for name in REDUCTIONS:
+            fast, generic = _both(getattr(xact, name), x, axis=-1)
+            _assert_same(fast, generic, ULPS[dtype])
+
+
 @pytest.mark.parametrize(
     ("name", "x", "kw"),
     [
@@ -489,6 +536,7 @@ def test_numpy_threads_give_the_same_bits(dtype, monkeypatch):
     monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
     monkeypatch.setattr(fnp, "MIN_BLOCK", 64)  # several blocks per range
+    monkeypatch.setattr(fnp, "SMALL", 0)
     host = _inputs(dtype)
     x = np.concatenate([host["special"], host["many_rows"][:500], host["special"]])
     used = []
@@ -541,6 +589,7 @@ def test_numpy_threads_only_from_the_main_thread(monkeypatch):
     from xact._fastpaths import _parallel
 
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fnp, "SMALL", 0)
     monkeypatch.setenv("XACT_NUM_THREADS", "4")
 
     def no_pool(n):
@@ -590,9 +639,10 @@ _FORK_SCRIPT = """
 import os, sys
 import numpy as np
 import xact
-from xact._fastpaths import _parallel
+from xact._fastpaths import _numpy, _parallel
 
 _parallel.MIN_ELEMENTS = 1
+_numpy.SMALL = 0  # (64x50 would be one block in the calling thread)
 os.environ["XACT_NUM_THREADS"] = "2"
 x = np.random.default_rng(0).standard_normal((64, 50))
 expected = xact.softmax(x)
