@@ -50,7 +50,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import plain_cross_entropy
+import numpy as np
+
+from . import _numpy, plain_cross_entropy
 
 __all__ = [
     "SMALL",
@@ -178,7 +180,7 @@ SMALL = 1 << 14
 fast path on a zero-copy view of their memory (:func:`_via_numpy`)."""
 
 
-def _via_numpy(func: str, x: Any, **kw: Any) -> Any:
+def _via_numpy(func: str, x: Any, target: Any = None, **kw: Any) -> Any:
     """A small tensor through the NumPy fast path of :mod:`._numpy`.
 
     At this size a call is all per-operation overhead: a torch operation
@@ -191,13 +193,11 @@ def _via_numpy(func: str, x: Any, **kw: Any) -> Any:
     inputs) or where the NumPy path declines (the torch path then runs)."""
     if x.numel() > SMALL or _needs_grad(x) or x.is_neg():
         return NotImplemented
-    import numpy as np
     import torch
 
-    from . import _numpy
-
-    arrays = {k: v.numpy() for k, v in kw.items() if isinstance(v, torch.Tensor)}
-    r = getattr(_numpy, func)(x.detach().numpy(), **{**kw, **arrays})
+    if target is not None:
+        kw["target"] = target.numpy()
+    r = getattr(_numpy, func)((x.detach() if x.requires_grad else x).numpy(), **kw)
     if r is NotImplemented:
         return r
     return torch.from_numpy(np.asarray(r))
