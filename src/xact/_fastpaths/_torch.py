@@ -5,6 +5,10 @@ softmax; each is a pass over memory and an allocation. Here, for a float32
 or float64 CPU tensor, no mask, weight or temperature, and one reduced
 axis, the same values come from far fewer passes:
 
+* **Small tensors** (at most :data:`SMALL` elements, no autograd) run the
+  NumPy fast path on a zero-copy view of their memory (:func:`_via_numpy`):
+  there the cost is per operation, and a NumPy ufunc costs a fraction of a
+  torch operation.
 * **float32** runs torch's own fused kernels *in float64*
   (``torch.softmax(x, dim, dtype=torch.float64)`` and friends) and rounds
   once. The difference of two float32 numbers within the cut-off is exact
