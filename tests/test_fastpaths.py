@@ -40,6 +40,8 @@ SPECIAL_ROWS = np.array(
         [1e4, 1e4 + 1e-9, 1e4 - 1e-9, 9990.0, 1e4, -1e4],
         [-745.0, -746.0, -700.0, -709.0, -710.0, -800.0],
         [3e38, -3e38, 1e38, 0.0, 3.4e38, -3.4e38],  # float32 extremes
+        # The clip bound m - CUTOFF - |m| 2^-50 overflows: the generic rules
+        [-1.7976931348623157e308, -INF, -1.7976931348623157e308, -INF, -INF, -INF],
     ]
 )
 
@@ -77,7 +79,12 @@ def _assert_same(fast, generic, ulps):
     f, g = fast[fin_f].astype(np.float64), generic[fin_g].astype(np.float64)
     scale = np.maximum(np.abs(f), np.abs(g))
     tiny = np.finfo(fast.dtype).smallest_subnormal
-    tol = ulps * np.spacing(scale.astype(fast.dtype)).astype(np.float64) + tiny
+    s = scale.astype(fast.dtype)
+    with np.errstate(over="ignore"):  # the spacing at the largest finite value
+        spacing = np.where(
+            s == np.finfo(s.dtype).max, np.spacing(np.nextafter(s, 0)), np.spacing(s)
+        )
+    tol = ulps * spacing.astype(np.float64) + tiny
     bad = np.abs(f - g) > tol
     assert not bad.any(), f"fast {f[bad][:5]} vs generic {g[bad][:5]}"
 
@@ -157,9 +164,11 @@ def test_numpy_small_inputs_give_the_blocked_bits(dtype, mode):
     without a finite maximum to it."""
     with np.errstate(over="ignore"):
         special = SPECIAL_ROWS.astype(dtype)
-    finite = special[np.isfinite(special.max(axis=1))]
+    finite = special[np.abs(special.max(axis=1)) < np.float64(_fastpaths.LARGEST_MAX)]
     x = np.concatenate([finite, _random((40, 6), dtype), np.full((2, 6), -0.0, dtype)])
     x[-1, 3] = 0.0
+    # Any layout: a transposed array's temporaries are still summed in C order.
+    x = np.asfortranarray(x)
     width = {"logsumexp": 1, "parts": 2}.get(mode, x.shape[1])
     out_dtype = np.float64 if mode == "parts" else x.dtype
 
@@ -177,9 +186,23 @@ def test_numpy_small_inputs_give_the_blocked_bits(dtype, mode):
     # path takes the first maximum entry. It reaches no loss: lg > 0 there.)
     c = 1 if mode == "parts" else 0
     np.testing.assert_array_equal(np.signbit(small[:, c:]), np.signbit(blocked[:, c:]))
-    for rows in (special[1:2], special[4:5]):  # no mass; NaN
+    # Rows longer than 8 are summed pairwise: in C order, as the blocked path.
+    wide = _random((30, 20), dtype, 12).T
+    w_small, w_blocked = np.empty((20, 30), dtype), np.empty((20, 30), dtype)
+    assert fnp._one_block(wide, "softmax", w_small)
+    fnp._reduce_range(wide, "softmax", w_blocked, 0, 20)
+    np.testing.assert_array_equal(w_small, w_blocked)
+    # no mass; +inf entries; NaN; the clip bound not finite (float64)
+    for rows in (special[1:2], special[2:3], special[3:4], special[4:5], special[-1:]):
         taken, small, _ = both(np.concatenate([x[:3], rows]))
         assert not taken and (small == 7.0).all()
+
+
+def test_numpy_logsumexp_over_everything_near_the_float64_limit():
+    """The clip bound of a maximum at -1.797e308 is -inf: the generic code."""
+    for x in ([-1.7976931348623157e308, -INF], [1.75e308, 1.75e308, -INF]):
+        fast, generic = _both(xact.logsumexp, np.asarray(x))
+        np.testing.assert_array_equal(fast, generic)
 
 
 def test_numpy_small_inputs_skip_the_blocked_path(monkeypatch):
@@ -338,8 +361,23 @@ def _special_3d(dtype):
     """Special rows along the last axis, in a 3-d array with random rows."""
     with np.errstate(over="ignore"):
         special = SPECIAL_ROWS.astype(dtype)
-    host = np.concatenate([_random((8, 6), dtype, 9), special, _random((8, 6), dtype, 10)])
+    host = np.concatenate([_random((7, 6), dtype, 9), special, _random((8, 6), dtype, 10)])
     return host.reshape(4, 8, 6)
+
+
+TORCH_ROUTES = ["numpy", "torch", "torch-blocks"]
+
+
+def _torch_route(route, monkeypatch):
+    """Small tensors take the NumPy fast path on a view of their memory;
+    "torch" makes them take torch's own operations, "torch-blocks" in
+    blocks of a few rows, so that rows to recompute fall into several."""
+    from xact._fastpaths import _torch as ft
+
+    if route != "numpy":
+        monkeypatch.setattr(ft, "SMALL", 0)
+    if route == "torch-blocks":
+        monkeypatch.setattr(ft, "_BLOCK", 24)
 
 
 def test_torch_fast_paths_are_taken_and_decline():
@@ -406,21 +444,68 @@ def test_torch_small_tensors_take_the_numpy_route(monkeypatch):
     big = torch.zeros((ft.SMALL + 1,), dtype=torch.float64)
     xact.log_softmax(big, axis=-1)
     assert calls == [1]
+    calls.clear()
+    x = torch.tensor(_random((8, 5), "float64"), requires_grad=True)
+    with torch.no_grad():  # a parameter under no_grad: the NumPy route
+        out = xact.softmax(x, axis=-1)
+    assert calls == [] and not out.requires_grad
+    out.resize_(100)  # memory torch owns, as any torch result
+    neg = torch._neg_view(x.detach())  # a view that negates: torch's route
+    ulps = TORCH_F64_ULPS  # (NumPy's exp and torch's)
+    _assert_same(xact.log_softmax(neg).numpy(), xact.log_softmax(-x.detach()).numpy(), ulps)
+    assert calls == [1]
+    calls.clear()
+    t_neg = torch._neg_view(torch.tensor([-1, -4, 0, -2, -3, -1, 0, -4]))
+    ce = xact.cross_entropy(x.detach(), t_neg, reduction="none")
+    plain_target = torch.tensor([1, 4, 0, 2, 3, 1, 0, 4])
+    _assert_same(ce.numpy(), xact.cross_entropy(x.detach(), plain_target, reduction="none"), ulps)
+    assert calls == [1]
 
 
-TORCH_ROUTES = ["numpy", "torch", "torch-blocks"]
+@pytest.mark.parametrize("route", TORCH_ROUTES[:2])
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax", "cross_entropy"])
+def test_torch_transforms_see_the_generic_code(name, route, monkeypatch):
+    """Tracing (``torch.jit.trace``, ``make_fx``) and forward-mode AD must not
+    see the fast paths' data-dependent branches or the NumPy route: a trace
+    recorded on one input gives the right answer on another, and dual
+    tensors keep their tangent."""
+    import warnings
 
+    import torch.autograd.forward_ad as fwad
+    from torch.fx.experimental.proxy_tensor import make_fx
 
-def _torch_route(route, monkeypatch):
-    """Small tensors take the NumPy fast path on a view of their memory;
-    "torch" makes them take torch's own operations, "torch-blocks" in
-    blocks of a few rows, so that rows to recompute fall into several."""
-    from xact._fastpaths import _torch as ft
+    torch = _torch()
+    _torch_route(route, monkeypatch)
+    target = torch.tensor([1, 0, 3])
+    if name == "cross_entropy":
 
-    if route != "numpy":
-        monkeypatch.setattr(ft, "SMALL", 0)
-    if route == "torch-blocks":
-        monkeypatch.setattr(ft, "_BLOCK", 24)
+        def f(x):
+            return xact.cross_entropy(x, target, reduction="none")
+    else:
+
+        def f(x):
+            return getattr(xact, name)(x, axis=-1)
+
+    rng = np.random.default_rng(11)
+    for dtype in (torch.float32, torch.float64):
+        a, b, tangent = (torch.tensor(rng.standard_normal((3, 4)), dtype=dtype) for _ in range(3))
+        b[1, 2] = math.inf  # a special row only in the second input
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarning, the deprecation of trace
+            traced = torch.jit.trace(f, a, check_trace=False)
+        with _fastpaths.disabled():
+            expected = f(b)
+        for got in (traced(b), make_fx(f)(a)(b)):
+            _assert_same(got.numpy(), expected.numpy(), 0)
+        with warnings.catch_warnings():
+            # torch scripts its forward-AD decompositions on first use
+            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated")
+            with fwad.dual_level():
+                dual = fwad.unpack_dual(f(fwad.make_dual(a, tangent))).tangent
+            with fwad.dual_level(), _fastpaths.disabled():
+                ref = fwad.unpack_dual(f(fwad.make_dual(a, tangent))).tangent
+        assert dual is not None
+        _assert_same(dual.numpy(), ref.numpy(), 0)
 
 
 @pytest.mark.parametrize("route", TORCH_ROUTES)
@@ -504,14 +589,18 @@ def test_torch_cross_entropy_fast_equals_generic(
     torch = _torch()
     _torch_route(route, monkeypatch)
     logits, target = _ce_case(dtype, 1)
+    if route == "numpy" and ignore_index != -100:
+        target[7] = 6  # in range: the NumPy path declines a class out of range
     x, t = torch.tensor(logits), torch.tensor(target)
     kw = {"reduction": reduction, "ignore_index": ignore_index}
     fast, generic = _both(lambda a, **k: xact.cross_entropy(a, t, **k), x, **kw)
     assert fast.dtype == generic.dtype and fast.shape == generic.shape
     _assert_same(fast.numpy(), generic.numpy(), ULPS[dtype])
     if reduction == "none":
+        # -0.0 where ignored, as the generic path has it
+        np.testing.assert_array_equal(np.signbit(fast.numpy()), np.signbit(generic.numpy()))
         # out of range without ignore_index: NaN there, and only there
-        assert np.isnan(fast.numpy()[7]) == (ignore_index != -100)
+        assert np.isnan(fast.numpy()[7]) == (target[7] == -100 and ignore_index != -100)
         # the confident sample keeps its relative accuracy: exp(-50) ~ 2e-22
         import mpmath
 

@@ -32,7 +32,14 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-__all__ = ["disabled", "dispatch", "enabled", "plain_cross_entropy"]
+__all__ = ["LARGEST_MAX", "disabled", "dispatch", "enabled", "plain_cross_entropy"]
+
+LARGEST_MAX = 1.7e308
+"""Fast paths compute the rows whose maximum ``m`` has ``|m|`` below this;
+the others (not finite, or within 6% of the float64 range) are left to the
+generic code. Below it, the float64 kernel's clip bound
+``(m - CUTOFF) - |m| 2^-50`` is finite; at ``m = -1.797e308`` it overflows
+to -inf, and ``-inf - (-inf)`` would turn a -inf entry's TwoSum into NaN."""
 
 _DISABLED_DEPTH = 0
 _ENV = "XACT_DISABLE_FASTPATHS"

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._kernel import CUTOFF
-from . import _parallel, plain_cross_entropy
+from . import LARGEST_MAX, _parallel, plain_cross_entropy
 
 __all__ = [
     "BLOCK",
@@ -80,6 +80,7 @@ per-row bookkeeping (half the time of a 32x10 call)."""
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _NEG_INF = -np.inf
+_LARGEST = np.float64(LARGEST_MAX)  # (a float would be cast to float32 arrays' dtype)
 
 
 _TINY_TOTAL = 2.0**-16
@@ -180,6 +181,8 @@ def _logsumexp_all(flat: np.ndarray) -> np.ndarray:
     m = np.maximum.reduce(flat)
     if not np.isfinite(m):
         return np.asarray(m)  # +inf, -inf (no mass) or NaN, as the generic
+    if not abs(m) < _LARGEST:
+        return _generic("logsumexp", flat)
     f64 = flat.dtype == _F64
     nb = min(flat.size, _block(flat.size))
     s_buf, t_buf = np.empty(nb, _F64), np.empty(nb, _F64)
@@ -247,7 +250,7 @@ def _reduce_range(
         # argmax (the first NaN, if any) and a gather: faster than max.
         am = blk.argmax(axis=1)  # (the method: no Python wrapper)
         m = blk[rows[:h], am][:, None]
-        fin = np.isfinite(m)
+        fin = np.abs(m) < _LARGEST  # finite, and so is the clip bound
         m_fin = np.where(fin, m, 0.0).astype(_F64, copy=False)  # (rows, 1)
         all_fin = bool(fin.all())
         quiet = contextlib.nullcontext() if all_fin else np.errstate(all="ignore")
@@ -281,6 +284,8 @@ def _reduce_range(
             if mode == "parts":
                 out[r0:r1, :1], out[r0:r1, 1:] = m_fin, lg
             elif mode == "logsumexp":
+                # Rows left out: m itself (+-inf, NaN; or |m| >= 1.7e308,
+                # where m + log(k + r) rounds to m, as log(k + r) < 50).
                 np.copyto(out[r0:r1], np.where(fin, m_fin + lg, m), casting="same_kind")
             else:
                 _log_softmax_block(blk, m_fin, s, e, lg, msk, out[r0:r1])
@@ -296,10 +301,11 @@ def _one_block(x2: np.ndarray, mode: str, out: np.ndarray) -> bool:
     Returns False, having written nothing, where a row's maximum is not
     finite: those rows take the blocked path."""
     m = np.maximum.reduce(x2, axis=1, keepdims=True)  # NaN if any
-    if np.count_nonzero(np.isfinite(m)) != m.shape[0]:
+    if np.count_nonzero(np.abs(m) < _LARGEST) != m.shape[0]:
         return False
     if x2.dtype == _F32:  # as _block_f32
-        s = np.subtract(x2, m, dtype=_F64)
+        # (C order, whatever x2's layout: the sums run as the blocked path's)
+        s = np.subtract(x2, m, dtype=_F64, order="C")
         t = np.exp(s)
         total = np.add.reduce(t, axis=1, keepdims=True)
         if mode == "softmax":
@@ -311,7 +317,7 @@ def _one_block(x2: np.ndarray, mode: str, out: np.ndarray) -> bool:
             t[small, x2[small].argmax(axis=1)] = 0.0
             lg[small] = np.log1p(np.add.reduce(t[small], axis=1, keepdims=True))
     else:  # as _shifted, then the count of the maximum entries
-        a = np.maximum(x2, (m - CUTOFF) - np.abs(m) * 2.0**-50)
+        a = np.maximum(x2, (m - CUTOFF) - np.abs(m) * 2.0**-50, order="C")
         s = a - m
         e = s - a
         t = s - e

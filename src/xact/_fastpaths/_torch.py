@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _numpy, plain_cross_entropy
+from . import LARGEST_MAX, _numpy, plain_cross_entropy
 
 __all__ = [
     "SMALL",
@@ -93,13 +93,25 @@ def _float(x: Any) -> bool:
 
 
 def _plain(x: Any, *, min_ndim: int = 1) -> bool:
-    """A float32/float64 CPU tensor, not empty, not being traced (a reduction
-    needs an axis: ``min_ndim`` 1)."""
-    if not _float(x) or x.device.type != "cpu" or x.ndim < min_ndim or x.numel() == 0:
+    """A float32/float64 CPU tensor, not empty, and no transform watching:
+    not ``torch.compile``, ``torch.jit.trace``, a ``TorchDispatchMode``
+    (``make_fx``, fake tensors), a ``torch.func`` transform or a forward-mode
+    dual tensor. Those see what the generic code does (the fast paths branch
+    on data, write in place and, for small tensors, leave torch for NumPy).
+    A reduction needs an axis: ``min_ndim`` 1."""
+    if not _float(x) or x.device.type != "cpu" or x.ndim < min_ndim:
         return False
     import torch
+    from torch.autograd import forward_ad
 
-    return not (torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x))
+    return not (
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+        or torch._C._len_torch_dispatch_stack() > 0
+        or torch._C._functorch.is_functorch_wrapped_tensor(x)
+        or forward_ad.unpack_dual(x).tangent is not None  # type: ignore[no-untyped-call]
+        or x.numel() == 0
+    )
 
 
 def _dim(x: Any, axis: Any) -> int | None:
@@ -200,11 +212,15 @@ def _via_numpy(func: str, x: Any, target: Any = None, **kw: Any) -> Any:
     import torch
 
     if target is not None:
+        if target.is_neg():
+            return NotImplemented
         kw["target"] = target.numpy()
     r = getattr(_numpy, func)((x.detach() if x.requires_grad else x).numpy(), **kw)
     if r is NotImplemented:
         return r
-    return torch.from_numpy(np.asarray(r))
+    # A copy (a few µs at most here) into memory torch owns: a tensor over
+    # NumPy's memory cannot be resized, as an ``out=`` argument may need.
+    return torch.from_numpy(np.asarray(r)).clone()
 
 
 _BLOCK = 1 << 18
@@ -218,10 +234,9 @@ def _row_max(blk: Any) -> tuple[Any, Any, Any]:
     rows whose maximum is not finite (None if there are none), and ``blk``;
     those rows get garbage-free stand-ins (0) in both, and are recomputed by
     the caller."""
-    import torch
 
     m = blk.amax(1, keepdim=True)
-    fin = torch.isfinite(m)
+    fin = m.abs() < LARGEST_MAX  # finite, and so is the clip bound
     if bool(fin.all()):
         return m, None, blk
     bad = ~fin
@@ -551,7 +566,8 @@ def cross_entropy(
             loss64 = lg - d
         loss = loss64[:, 0].to(logits.dtype)
     zero = torch.zeros((), dtype=loss.dtype)
-    loss = torch.where(active, loss, zero)
+    # -0.0 where ignored, as the generic path's -where(active, lp, 0).
+    loss = torch.where(active, loss, torch.full((), -0.0, dtype=loss.dtype))
     bad = ~in_range & ~ignored
     den = active.to(loss.dtype)
     if bool(bad.any()):  # out of range and not ignored: NaN, as the generic
