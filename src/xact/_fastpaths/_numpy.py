@@ -301,9 +301,11 @@ def _one_block(x2: np.ndarray, mode: str, out: np.ndarray) -> bool:
     Returns False, having written nothing, where a row's maximum is not
     finite: those rows take the blocked path."""
     m = np.maximum.reduce(x2, axis=1, keepdims=True)  # NaN if any
-    if np.count_nonzero(np.abs(m) < _LARGEST) != m.shape[0]:
+    f32 = x2.dtype == _F32  # (a finite float32 maximum is far below the limit)
+    ok = np.isfinite(m) if f32 else np.abs(m) < _LARGEST
+    if np.count_nonzero(ok) != m.shape[0]:
         return False
-    if x2.dtype == _F32:  # as _block_f32
+    if f32:  # as _block_f32
         # (C order, whatever x2's layout: the sums run as the blocked path's)
         s = np.subtract(x2, m, dtype=_F64, order="C")
         t = np.exp(s)
@@ -312,8 +314,9 @@ def _one_block(x2: np.ndarray, mode: str, out: np.ndarray) -> bool:
             np.divide(t, total, out=out, casting="same_kind")
             return True
         lg = np.log(total)
-        small = (total[:, 0] < 1.0 + _TINY_TOTAL).nonzero()[0]
-        if small.size:  # one dominant entry: log1p of the rest
+        near_one = total[:, 0] < 1.0 + _TINY_TOTAL
+        if np.count_nonzero(near_one):  # one dominant entry: log1p of the rest
+            small = near_one.nonzero()[0]
             t[small, x2[small].argmax(axis=1)] = 0.0
             lg[small] = np.log1p(np.add.reduce(t[small], axis=1, keepdims=True))
     else:  # as _shifted, then the count of the maximum entries
