@@ -202,11 +202,12 @@ def _via_numpy(func: str, x: Any, target: Any = None, **kw: Any) -> Any:
     At this size a call is all per-operation overhead: a torch operation
     costs 2-5 µs, a NumPy ufunc about 0.5 µs, and the float64 kernel is two
     dozen of them (a 32x10 softmax: 130 µs as torch operations, 20 µs as
-    NumPy ones). ``Tensor.numpy()`` of a CPU tensor and ``torch.from_numpy``
-    share memory, so nothing is copied and the result is a CPU tensor of
-    the input's dtype; the NumPy path gives the generic answers under the
-    same tests. NotImplemented where it does not apply (large or autograd
-    inputs) or where the NumPy path declines (the torch path then runs)."""
+    NumPy ones). ``Tensor.numpy()`` of a CPU tensor shares its memory, so
+    the input is not copied; the (small) result is copied once into a CPU
+    tensor of the input's dtype. The NumPy path gives the generic answers
+    under the same tests. NotImplemented where it does not apply (large or
+    autograd inputs) or where the NumPy path declines (the torch path then
+    runs)."""
     if x.numel() > SMALL or _needs_grad(x) or x.is_neg():
         return NotImplemented
     import torch
@@ -234,7 +235,6 @@ def _row_max(blk: Any) -> tuple[Any, Any, Any]:
     rows whose maximum is not finite (None if there are none), and ``blk``;
     those rows get garbage-free stand-ins (0) in both, and are recomputed by
     the caller."""
-
     m = blk.amax(1, keepdim=True)
     fin = m.abs() < LARGEST_MAX  # finite, and so is the clip bound
     if bool(fin.all()):
