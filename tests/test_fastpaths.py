@@ -11,6 +11,7 @@ same input, once with fast paths enabled and once inside
 from __future__ import annotations
 
 import math
+import os
 import tracemalloc
 
 import numpy as np
@@ -98,16 +99,45 @@ def _both(func, x, **kw):
 
 REDUCTIONS = ["logsumexp", "softmax", "log_softmax", "softmin"]
 ELEMENTWISE = ["sigmoid", "log_sigmoid", "softplus"]
-ULPS = {"float64": 4, "float32": 8}
-TORCH_F64_ULPS = 8
-"""Small torch tensors run NumPy's ``exp``, the generic code torch's: each
-is within 4 ULP of the truth (``tests/test_accuracy.py``), so they may be 8
-apart (6 measured: a softmin entry of 1e-16 off by 2 and 4 ULP)."""
+ULPS = {"float64": 8, "float32": 8}
+"""float64: the C kernel and torch's small-tensor route (NumPy) run another
+``exp`` and another summation than the generic code. Each is within 4 ULP of
+the truth (``tests/test_accuracy.py``), so they may be 8 apart: measured, a
+logsumexp of -0.0886 (= -0.713 + log1p(..), a cancellation) 4 ULP below
+the truth on one path and 4 above on the other, and a softmin entry of
+1e-16 off by 2 and 4 ULP."""
+TORCH_F64_ULPS = ULPS["float64"]
+
+
+KERNELS = ["c", "ops"]
+"""The NumPy reductions (and torch's, through them) run the C kernel where
+it is built, NumPy operations where it is not: both are tested."""
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request, monkeypatch):
+    """ "c": the C kernel (required in CI); "ops": switched off."""
+    if request.param == "ops":
+        monkeypatch.setattr(fnp, "_ck", None)
+    elif fnp._ck is None:
+        if os.environ.get("CI"):
+            pytest.fail("the C kernel is not built (CI has a compiler: it must be)")
+        pytest.skip("the C kernel is not built (no C compiler at install time)")
+    return request.param
+
+
+def test_c_kernel_is_built_in_ci():
+    if os.environ.get("CI"):
+        assert fnp._ck is not None, "setup.py did not build xact._fastpaths._ckernel"
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", REDUCTIONS + ELEMENTWISE)
-def test_fast_equals_generic(backend, name, dtype):
+def test_fast_equals_generic(backend, name, dtype, kernel):
+    if kernel == "ops" and (
+        backend.name not in ("numpy", "torch", "dask") or name not in REDUCTIONS
+    ):
+        pytest.skip("only the NumPy, torch and Dask reductions run the C kernel")
     func = getattr(xact, name)
     kw = {"axis": -1} if name in REDUCTIONS else {}
     for label, host in _inputs(dtype).items():
@@ -157,7 +187,7 @@ def test_numpy_fast_path_is_taken_for_the_common_case():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("mode", ["logsumexp", "softmax", "log_softmax", "parts"])
-def test_numpy_small_inputs_give_the_blocked_bits(dtype, mode):
+def test_numpy_small_inputs_give_the_blocked_bits(dtype, mode, monkeypatch):
     """A small input is one block without buffers (``_one_block``); it must
     give the blocked path's bits, signed zeros included (and the float32
     rows with one dominant entry, whose total is near 1), and leave rows
@@ -210,6 +240,7 @@ def test_numpy_small_inputs_skip_the_blocked_path(monkeypatch):
         raise AssertionError("a 32x10 call took the blocked path")
 
     monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
+    monkeypatch.setattr(fnp, "_ck", None)  # (the C kernel has no blocks)
     monkeypatch.setattr(fnp._parallel, "split", blocked)
     for dtype in ("float64", "float32"):
         x = _random((32, 10), dtype)
@@ -286,7 +317,7 @@ def test_inputs_are_not_modified():
 
 
 @pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax", "sigmoid", "softplus"])
-def test_numpy_peak_memory_at_most_twice_the_input(name, monkeypatch):
+def test_numpy_peak_memory_at_most_twice_the_input(name, monkeypatch, kernel):
     """The goal of the issue at 1/32 of the benchmark size (1024x32768)."""
     monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
     x = _random((256, 4096), "float64")
@@ -365,17 +396,24 @@ def _special_3d(dtype):
     return host.reshape(4, 8, 6)
 
 
-TORCH_ROUTES = ["numpy", "torch", "torch-blocks"]
+TORCH_ROUTES = ["numpy", "c", "torch", "torch-blocks"]
 
 
 def _torch_route(route, monkeypatch):
     """Small tensors take the NumPy fast path on a view of their memory;
-    "torch" makes them take torch's own operations, "torch-blocks" in
+    "c" makes them take the C kernel as large ones do, "torch" torch's own
+    operations (where the C kernel is not built), "torch-blocks" those in
     blocks of a few rows, so that rows to recompute fall into several."""
     from xact._fastpaths import _torch as ft
 
     if route != "numpy":
         monkeypatch.setattr(ft, "SMALL", 0)
+    if route == "c" and fnp._ck is None:
+        if os.environ.get("CI"):
+            pytest.fail("the C kernel is not built (CI has a compiler: it must be)")
+        pytest.skip("the C kernel is not built (no C compiler at install time)")
+    if route in ("torch", "torch-blocks"):
+        monkeypatch.setattr(fnp, "_ck", None)
     if route == "torch-blocks":
         monkeypatch.setattr(ft, "_BLOCK", 24)
 
@@ -419,8 +457,9 @@ def test_torch_small_tensors_take_the_numpy_route(monkeypatch):
     from xact._fastpaths import _torch as ft
 
     calls = []
-    real = ft._row_blocks
+    real, real_c = ft._row_blocks, ft._c_rows
     monkeypatch.setattr(ft, "_row_blocks", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(ft, "_c_rows", lambda *a: calls.append(1) or real_c(*a))
     host = _random((32, 10), "float64")
     host[3, 4] = INF  # a special row (the NumPy path recomputes it)
     t = torch.tensor(_random((32,), "float64") % 10).long()
@@ -462,7 +501,7 @@ def test_torch_small_tensors_take_the_numpy_route(monkeypatch):
     assert calls == [1]
 
 
-@pytest.mark.parametrize("route", TORCH_ROUTES[:2])
+@pytest.mark.parametrize("route", TORCH_ROUTES[:3])
 @pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax", "cross_entropy"])
 def test_torch_transforms_see_the_generic_code(name, route, monkeypatch):
     """Tracing (``torch.jit.trace``, ``make_fx``) and forward-mode AD must not
@@ -579,7 +618,7 @@ def _ce_case(dtype, seed):
     return logits, target
 
 
-@pytest.mark.parametrize("route", TORCH_ROUTES[:2])
+@pytest.mark.parametrize("route", TORCH_ROUTES[:3])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("ignore_index", [None, -100, 2])
@@ -672,7 +711,7 @@ def test_torch_cross_entropy_float32_autograd():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_numpy_threads_give_the_same_bits(dtype, monkeypatch):
+def test_numpy_threads_give_the_same_bits(dtype, monkeypatch, kernel):
     """Every range of rows (or elements) is computed the same way whatever
     thread runs it: 1 and 3 threads agree bit for bit, special rows land in
     different ranges, and both agree with the generic path."""
@@ -717,6 +756,7 @@ def test_numpy_threads_follow_the_callers_errstate(monkeypatch):
     from xact._fastpaths import _parallel
 
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fnp, "_ck", None)  # (the C kernel runs no ufunc)
     x = np.zeros((2000, 200))
     x[:1000, 0] = 800.0
     for n in ("1", "2", "3"):
@@ -952,3 +992,109 @@ def test_numpy_cross_entropy_peak_memory(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak <= 1.0 * x.nbytes, f"{peak / x.nbytes:.2f}x the input"
+
+
+# --------------------------------------------------------------------------
+# The C kernel (_ckernel.c)
+
+
+def _ck_or_skip():
+    if fnp._ck is None:
+        if os.environ.get("CI"):
+            pytest.fail("the C kernel is not built (CI has a compiler: it must be)")
+        pytest.skip("the C kernel is not built (no C compiler at install time)")
+    return fnp._ck
+
+
+@pytest.mark.parametrize("careful", [False, True])
+def test_c_kernel_exp_against_mpmath(careful):
+    """The kernel's own exp: at most 0.64 ULP over [-700, 0] (measured; NumPy's
+    float64 exp: 0.66), and the careful variant correctly rounded to the
+    subnormal spacing below exp(-700); 0 below exp(-745.13)."""
+    import mpmath
+
+    ck = _ck_or_skip()
+    rng = np.random.default_rng(21)
+    lo = -746.0 if careful else -700.0
+    x = np.concatenate(
+        [
+            rng.uniform(lo, 0.0, 1500),
+            rng.uniform(-1.0, 0.0, 300),
+            -rng.exponential(1e-3, 200),
+            [0.0, -0.0, -5e-324, -700.0, -1e-17],
+        ]
+    )
+    if careful:
+        x = np.concatenate([x, rng.uniform(-745.2, -700.0, 800), [-708.3, -745.13, -745.14]])
+    out = np.empty_like(x)
+    ck.exp(x, out, careful)
+    mpmath.mp.prec = 120
+    worst = 0.0
+    for xi, yi in zip(x.tolist(), out.tolist(), strict=True):
+        ref = mpmath.exp(xi)
+        spacing = float(np.spacing(np.float64(float(ref))))
+        worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
+    assert worst <= 0.65, worst
+    if careful:
+        deep = np.array([-745.2, -746.0, -800.0, -1000.0, -1100.0])
+        out = np.empty_like(deep)
+        ck.exp(deep, out, True)
+        np.testing.assert_array_equal(out, 0.0)
+        tiny = np.array([-744.44007192138126])  # exp = 5e-324, the smallest subnormal
+        ck.exp(tiny, out[:1], True)
+        assert out[0] == 5e-324
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_c_kernel_row_lengths_and_layouts(dtype):
+    """Row lengths around the kernel's lanes (8) and chunks (256), rows that
+    need the careful exp (results in the subnormal range), masked (-inf)
+    entries, and rows with a stride (a slice of a wider array): the generic
+    answers."""
+    _ck_or_skip()
+    rng = np.random.default_rng(22)
+    for n in (1, 2, 7, 8, 9, 15, 17, 255, 256, 257, 513, 1000):
+        x = (5.0 * rng.standard_normal((6, n))).astype(dtype)
+        if n > 3:
+            x[1, 1] = -720.0  # float64: exp(-720) is subnormal (careful)
+            x[2, :: max(1, n // 3)] = -INF  # masked entries
+            x[3, n // 2] = x[3].max()  # a tie
+        wide = np.zeros((6, n + 5), dtype)
+        wide[:, 2 : n + 2] = x
+        for arr in (x, wide[:, 2 : n + 2], x[::-1]):
+            for name in REDUCTIONS:
+                fast, generic = _both(getattr(xact, name), arr, axis=-1)
+                try:
+                    _assert_same(fast, generic, ULPS[dtype])
+                except AssertionError as exc:
+                    raise AssertionError(f"{name} n={n}: {exc}") from None
+    # float64 softmax down to the subnormal range, exactly where it is exact
+    x = np.array([[0.0, -720.0, -740.0, -745.0, -746.0, -INF]])
+    fast, generic = _both(xact.softmax, x.astype(dtype), axis=-1)
+    _assert_same(fast, generic, ULPS[dtype])
+    if dtype == "float64":
+        assert fast[0, 1] > 0 and fast[0, 3] > 0 and fast[0, 4] == 0
+
+
+def test_c_kernel_rejects_bad_buffers():
+    """The private entry point checks what it is given (it writes raw memory)."""
+    ck = _ck_or_skip()
+    x = np.zeros((4, 5))
+    bad = np.zeros(4, np.uint8)
+    with pytest.raises(ValueError, match="out has the wrong dtype or size"):
+        ck.rows(x, np.empty((3, 1)), bad, 0, 0, 4)
+    with pytest.raises(ValueError, match="out has the wrong dtype or size"):
+        ck.rows(x, np.empty((4, 5), np.float32), bad, 1, 0, 4)
+    with pytest.raises(ValueError, match="unit stride"):
+        ck.rows(np.zeros((5, 4)).T, np.empty((4, 1)), bad, 0, 0, 4)
+    with pytest.raises(ValueError, match="unit stride"):
+        ck.rows(np.zeros((4, 5), np.int64), np.empty((4, 1)), bad, 0, 0, 4)
+    with pytest.raises(ValueError, match="mode"):
+        ck.rows(x, np.empty((4, 5)), bad, 7, 0, 4)
+    with pytest.raises(ValueError, match="range"):
+        ck.rows(x, np.empty((4, 1)), bad, 0, 2, 5)
+    with pytest.raises(ValueError, match="a byte a row"):
+        ck.rows(x, np.empty((4, 1)), np.zeros(3, np.uint8), 0, 0, 4)
+    with pytest.raises(BufferError):
+        ck.rows(x, b"read-only", bad, 0, 0, 4)
+    assert ck.rows(x, np.empty((4, 1)), bad, 0, 0, 4) == 0

@@ -19,6 +19,7 @@ import pytest
 import scipy.special as sc
 
 import xact
+from xact import _fastpaths
 
 INF = math.inf
 
@@ -306,7 +307,11 @@ def test_dask_is_lazy_and_correct(name, chunks, no_compute):
     with no_compute():
         lazy = f(*args)
     assert isinstance(lazy, da.Array)
-    want = np.asarray(f(XL, YL, QL, BL, WL))
+    # These chunks split the class axis, so Dask runs the generic code: the
+    # same as NumPy's generic code to the last bit or two (NumPy's fast path
+    # rounds differently: kl_none's cancellation shows 7e-15 there).
+    with _fastpaths.disabled():
+        want = np.asarray(f(XL, YL, QL, BL, WL))
     bk.check(lazy, want, dtype="float64", shape=want.shape, rtol=1e-15)
 
 

@@ -40,10 +40,18 @@ def _modules() -> list[ModuleType]:
 MODULES = _modules()
 
 
+def _source(mod: ModuleType) -> Path:
+    """The module's source: for a compiled extension, its stub (``.pyi``)."""
+    assert mod.__file__ is not None
+    path = Path(mod.__file__)
+    if path.suffix != ".py":
+        path = path.with_name(mod.__name__.rsplit(".", 1)[-1] + ".pyi")
+    return path
+
+
 def _defined_names(mod: ModuleType) -> set[str]:
     """Names bound at the top level of the module's source, not by an import."""
-    assert mod.__file__ is not None
-    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+    tree = ast.parse(_source(mod).read_text(encoding="utf-8"))
     names: set[str] = set()
 
     def visit(body: list[ast.stmt]) -> None:
@@ -85,7 +93,7 @@ def test_module_public_names_equal_all(mod):
     # The rest of __all__ (not defined here) must be re-exports of imported names.
     reexports = set(declared) - defined
     imported = set()
-    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+    tree = ast.parse(_source(mod).read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             imported.update((a.asname or a.name).split(".")[0] for a in node.names)

@@ -41,6 +41,7 @@ declines with ``NotImplemented`` and takes the generic path.
 from __future__ import annotations
 
 import contextlib
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -48,11 +49,27 @@ import numpy as np
 from .._kernel import CUTOFF
 from . import LARGEST_MAX, _parallel, plain_cross_entropy
 
+_ck: ModuleType | None
+try:  # the optional C kernel (setup.py builds it where a C compiler is)
+    from . import _ckernel
+
+    _ck = _ckernel
+except ImportError:  # pragma: no cover - a build without a compiler
+    _ck = None
+
+
+def c_kernel_built() -> bool:
+    """Whether the C kernel (``_ckernel.c``) is there to run (the tests
+    switch it off by setting ``_ck`` to None)."""
+    return _ck is not None
+
+
 __all__ = [
     "BLOCK",
     "MAX_ROW",
     "MIN_BLOCK",
     "SMALL",
+    "c_kernel_built",
     "cross_entropy",
     "log_sigmoid",
     "log_softmax",
@@ -213,6 +230,9 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
     "parts" (the row maximum and ``log(k + r)``) or (rows, n) for the others,
     in row ranges split over threads (see :mod:`._parallel`)."""
     rows, n = x2.shape
+    if _ck is not None and x2.strides[1] == x2.itemsize:
+        _c_rows(x2, mode, out)
+        return
     if x2.size <= SMALL and _one_block(x2, mode, out):
         return
     bad = _parallel.split(rows, n, lambda r0, r1: _reduce_range(x2, mode, out, r0, r1))
@@ -223,6 +243,28 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
         # Rows without a finite maximum follow the generic rules.
         rows_bad = np.concatenate(idx)
         out[rows_bad] = _generic(mode, x2[rows_bad], axis=-1)
+
+
+_C_MODES = {"logsumexp": 0, "softmax": 1, "log_softmax": 2, "parts": 3}
+
+
+def _c_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
+    """:func:`_reduce_rows` with the C kernel (``_ckernel.c``): each row is
+    read twice (three times for log_softmax) and written once, in one fused
+    loop per pass, with the GIL released so that the row ranges of
+    :func:`._parallel.split` run on all cores. The rows it leaves (a NaN, or
+    no maximum below 1.7e308) follow the generic rules."""
+    rows, n = x2.shape
+    bad = np.zeros(rows, np.uint8)
+    code = _C_MODES[mode]
+    rows_c = _ck.rows  # type: ignore[union-attr]  # (where c_kernel_built())
+    n_bad = sum(_parallel.split(rows, n, lambda r0, r1: rows_c(x2, out, bad, code, r0, r1)))
+    if n_bad:
+        if mode == "parts":
+            raise _NotFinite
+        rows_bad = bad.nonzero()[0]
+        kw = {"keepdims": True} if mode == "logsumexp" else {}
+        out[rows_bad] = _generic(mode, x2[rows_bad], axis=-1, **kw)
 
 
 def _reduce_range(

@@ -395,6 +395,35 @@ def _blocked(func: str, x: Any, dim: int) -> Any:
     return out2.reshape(xt.shape).movedim(-1, dim)
 
 
+def _c_rows(func: str, x2: Any, out2: Any) -> None:
+    """The C kernel of :mod:`._numpy` (``_ckernel.c``) on the rows of the
+    CPU tensor ``x2`` (unit stride along a row) into ``out2``: both through
+    ``Tensor.numpy()``, which shares their memory, so nothing is copied and
+    the result is in memory torch owns. Rows without a finite maximum get
+    the generic answers (:func:`._numpy._c_rows`); in "parts" mode such a
+    row raises ``_numpy._NotFinite``."""
+    _numpy._c_rows(x2.numpy(), func, out2.numpy())
+
+
+def _via_c(func: str, x: Any, dim: int) -> Any:
+    """Without autograd, where the C kernel is built: rows along ``dim``
+    (made contiguous if they are not) into a new output."""
+    import torch
+
+    n = x.shape[dim]
+    if n > _numpy.MAX_ROW or x.is_neg():
+        return NotImplemented
+    xt = x.detach().movedim(dim, -1)
+    x2 = xt.reshape(-1, n)  # a view when dim is last and x contiguous
+    if x2.stride(1) != 1:
+        x2 = x2.contiguous()
+    out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype)
+    _c_rows(func, x2, out2)
+    if func == "logsumexp":
+        return out2.reshape((*xt.shape[:-1], 1)).movedim(-1, dim)
+    return out2.reshape(xt.shape).movedim(-1, dim)
+
+
 def _reduction(func: str, x: Any, axis: Any) -> Any:
     if not _plain(x):
         return NotImplemented
@@ -404,6 +433,10 @@ def _reduction(func: str, x: Any, axis: Any) -> Any:
     if not _needs_grad(x):
         if func != "logsumexp":
             r = _via_numpy(func, x, axis=axis, where=None, temperature=1)
+            if r is not NotImplemented:
+                return r
+        if _numpy.c_kernel_built():
+            r = _via_c(func, x, dim)
             if r is not NotImplemented:
                 return r
         return _blocked(func, x, dim)
@@ -553,9 +586,17 @@ def cross_entropy(
         loss = -lp.gather(1, safe)[:, 0]
     else:
         x2 = logits if logits.is_contiguous() else logits.contiguous()
-        idx, m, lg = _row_blocks("parts", x2, None)
-        if idx is not None:
-            return NotImplemented  # rows without a finite maximum: generic rules
+        if _numpy.c_kernel_built() and not x2.is_neg():
+            parts = torch.empty((x2.shape[0], 2), dtype=torch.float64)
+            try:
+                _c_rows("parts", x2.detach(), parts)
+            except _numpy._NotFinite:
+                return NotImplemented  # rows without a finite maximum: generic rules
+            m, lg = parts[:, :1], parts[:, 1:]
+        else:
+            idx, m, lg = _row_blocks("parts", x2, None)
+            if idx is not None:
+                return NotImplemented  # rows without a finite maximum: generic rules
         xt = x2.gather(1, safe).to(torch.float64)
         d = xt - m  # exact for float32 input
         if logits.dtype == torch.float64:

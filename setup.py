@@ -1,0 +1,16 @@
+"""The optional C kernels: xact works without them (pure Python fallback)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "xact._fastpaths._ckernel",
+            sources=["src/xact/_fastpaths/_ckernel.c"],
+            # TwoSum and the exp's argument reduction need every operation
+            # rounded as written: no fused multiply-adds, no reassociation.
+            extra_compile_args=["-O3", "-ffp-contract=off", "-fno-fast-math", "-fno-trapping-math", "-fopenmp-simd"],
+            optional=True,
+        )
+    ]
+)

@@ -1,0 +1,613 @@
+/* Fused row kernels for the NumPy (and torch CPU) fast paths.
+ *
+ * An optional C extension: xact works without it (the NumPy-op kernel of
+ * _numpy.py is used then), and the generic code in xact/_logsumexp.py stays
+ * the definition. Each kernel reads a row once or twice and writes it once,
+ * where the NumPy-op kernel makes a dozen passes over a cache-sized block.
+ *
+ * The arithmetic is that of xact._kernel, computed in float64:
+ *
+ *   m = max_j x_j                     (rows with a NaN, or |m| >= 1.7e308,
+ *                                      are "bad": left to the caller)
+ *   a_j = max(x_j, (m - CUTOFF) - |m| 2^-50)            (float64 input)
+ *   s_j + e_j = a_j - m               (TwoSum: exact; float32 input: e_j = 0,
+ *                                      float32 - float32 is exact in float64)
+ *   t_j = exp(s_j) (1 + e_j)          (the maximum entries, s_j == 0, are
+ *                                      counted in k, not summed)
+ *   r = sum of t_j over the rest      (compensated: a TwoSum per term)
+ *   logsumexp = m + log1p((k - 1) + r)
+ *   softmax_j = (s_j == 0 ? 1 : t_j) / (k + r)
+ *   log_softmax_j = (s_j - lg) + e_j, or (x_j - m) - lg below the cut-off
+ *
+ * exp is our own, vectorisable: the table method of Tang (1989) as in the
+ * exp of ARM's optimized-routines (and glibc): exp(x) = 2^(k/128) exp(r),
+ * |r| <= ln2/256, a table of 2^(j/128) as a double and its relative
+ * error, and a degree-5 Taylor polynomial (its truncation error is below
+ * 2^-60). Measured against mpmath: at most 0.64 ULP over [-700, 0], and
+ * 0.50 ULP (of the subnormal spacing) below, where the rows that need it
+ * take the careful variant with the subnormal rounding of glibc.
+ *
+ * Compiled with -ffp-contract=off (setup.py): TwoSum and the exp's argument
+ * reduction need every operation rounded as written.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CUTOFF 1000.0 /* xact._kernel.CUTOFF */
+#define LARGEST 1.7e308 /* xact._fastpaths.LARGEST_MAX */
+#define LANES 8
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(XACT_NO_CLONES)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static inline
+#endif
+
+/* 2^(j/128) = asdouble(TAB[2j+1] + (j << 45)) * (1 + asdouble(TAB[2j])),
+ * generated with mpmath at 200 bits. */
+static const uint64_t TAB_DATA[256] = {
+    0x0000000000000000ULL, 0x3ff0000000000000ULL,
+    0x3c9b3b4f1a88bf6eULL, 0x3feff63da9fb3335ULL,
+    0xbc7160139cd8dc5dULL, 0x3fefec9a3e778061ULL,
+    0xbc905e7a108766d1ULL, 0x3fefe315e86e7f85ULL,
+    0x3c8cd2523567f613ULL, 0x3fefd9b0d3158574ULL,
+    0xbc8bce8023f98efaULL, 0x3fefd06b29ddf6deULL,
+    0x3c60f74e61e6c861ULL, 0x3fefc74518759bc8ULL,
+    0x3c90a3e45b33d399ULL, 0x3fefbe3ecac6f383ULL,
+    0x3c979aa65d837b6dULL, 0x3fefb5586cf9890fULL,
+    0x3c8eb51a92fdeffcULL, 0x3fefac922b7247f7ULL,
+    0x3c3ebe3d702f9cd1ULL, 0x3fefa3ec32d3d1a2ULL,
+    0xbc6a033489906e0bULL, 0x3fef9b66affed31bULL,
+    0xbc9556522a2fbd0eULL, 0x3fef9301d0125b51ULL,
+    0xbc5080ef8c4eea55ULL, 0x3fef8abdc06c31ccULL,
+    0xbc91c923b9d5f416ULL, 0x3fef829aaea92de0ULL,
+    0x3c80d3e3e95c55afULL, 0x3fef7a98c8a58e51ULL,
+    0xbc801b15eaa59348ULL, 0x3fef72b83c7d517bULL,
+    0xbc8f1ff055de323dULL, 0x3fef6af9388c8deaULL,
+    0x3c8b898c3f1353bfULL, 0x3fef635beb6fcb75ULL,
+    0xbc96d99c7611eb26ULL, 0x3fef5be084045cd4ULL,
+    0x3c9aecf73e3a2f60ULL, 0x3fef54873168b9aaULL,
+    0xbc8fe782cb86389dULL, 0x3fef4d5022fcd91dULL,
+    0x3c8a6f4144a6c38dULL, 0x3fef463b88628cd6ULL,
+    0x3c807a05b0e4047dULL, 0x3fef3f49917ddc96ULL,
+    0x3c968efde3a8a894ULL, 0x3fef387a6e756238ULL,
+    0x3c875e18f274487dULL, 0x3fef31ce4fb2a63fULL,
+    0x3c80472b981fe7f2ULL, 0x3fef2b4565e27cddULL,
+    0xbc96b87b3f71085eULL, 0x3fef24dfe1f56381ULL,
+    0x3c82f7e16d09ab31ULL, 0x3fef1e9df51fdee1ULL,
+    0xbc3d219b1a6fbffaULL, 0x3fef187fd0dad990ULL,
+    0x3c8b3782720c0ab4ULL, 0x3fef1285a6e4030bULL,
+    0x3c6e149289cecb8fULL, 0x3fef0cafa93e2f56ULL,
+    0x3c834d754db0abb6ULL, 0x3fef06fe0a31b715ULL,
+    0x3c864201e2ac744cULL, 0x3fef0170fc4cd831ULL,
+    0x3c8fdd395dd3f84aULL, 0x3feefc08b26416ffULL,
+    0xbc86a3803b8e5b04ULL, 0x3feef6c55f929ff1ULL,
+    0xbc924aedcc4b5068ULL, 0x3feef1a7373aa9cbULL,
+    0xbc9907f81b512d8eULL, 0x3feeecae6d05d866ULL,
+    0xbc71d1e83e9436d2ULL, 0x3feee7db34e59ff7ULL,
+    0xbc991919b3ce1b15ULL, 0x3feee32dc313a8e5ULL,
+    0x3c859f48a72a4c6dULL, 0x3feedea64c123422ULL,
+    0xbc9312607a28698aULL, 0x3feeda4504ac801cULL,
+    0xbc58a78f4817895bULL, 0x3feed60a21f72e2aULL,
+    0xbc7c2c9b67499a1bULL, 0x3feed1f5d950a897ULL,
+    0x3c4363ed60c2ac11ULL, 0x3feece086061892dULL,
+    0x3c9666093b0664efULL, 0x3feeca41ed1d0057ULL,
+    0x3c6ecce1daa10379ULL, 0x3feec6a2b5c13cd0ULL,
+    0x3c93ff8e3f0f1230ULL, 0x3feec32af0d7d3deULL,
+    0x3c7690cebb7aafb0ULL, 0x3feebfdad5362a27ULL,
+    0x3c931dbdeb54e077ULL, 0x3feebcb299fddd0dULL,
+    0xbc8f94340071a38eULL, 0x3feeb9b2769d2ca7ULL,
+    0xbc87deccdc93a349ULL, 0x3feeb6daa2cf6642ULL,
+    0xbc78dec6bd0f385fULL, 0x3feeb42b569d4f82ULL,
+    0xbc861246ec7b5cf6ULL, 0x3feeb1a4ca5d920fULL,
+    0x3c93350518fdd78eULL, 0x3feeaf4736b527daULL,
+    0x3c7b98b72f8a9b05ULL, 0x3feead12d497c7fdULL,
+    0x3c9063e1e21c5409ULL, 0x3feeab07dd485429ULL,
+    0x3c34c7855019c6eaULL, 0x3feea9268a5946b7ULL,
+    0x3c9432e62b64c035ULL, 0x3feea76f15ad2148ULL,
+    0xbc8ce44a6199769fULL, 0x3feea5e1b976dc09ULL,
+    0xbc8c33c53bef4da8ULL, 0x3feea47eb03a5585ULL,
+    0xbc845378892be9aeULL, 0x3feea34634ccc320ULL,
+    0xbc93cedd78565858ULL, 0x3feea23882552225ULL,
+    0x3c5710aa807e1964ULL, 0x3feea155d44ca973ULL,
+    0xbc93b3efbf5e2228ULL, 0x3feea09e667f3bcdULL,
+    0xbc6a12ad8734b982ULL, 0x3feea012750bdabfULL,
+    0xbc6367efb86da9eeULL, 0x3fee9fb23c651a2fULL,
+    0xbc80dc3d54e08851ULL, 0x3fee9f7df9519484ULL,
+    0xbc781f647e5a3ecfULL, 0x3fee9f75e8ec5f74ULL,
+    0xbc86ee4ac08b7db0ULL, 0x3fee9f9a48a58174ULL,
+    0xbc8619321e55e68aULL, 0x3fee9feb564267c9ULL,
+    0x3c909ccb5e09d4d3ULL, 0x3feea0694fde5d3fULL,
+    0xbc7b32dcb94da51dULL, 0x3feea11473eb0187ULL,
+    0x3c94ecfd5467c06bULL, 0x3feea1ed0130c132ULL,
+    0x3c65ebe1abd66c55ULL, 0x3feea2f336cf4e62ULL,
+    0xbc88a1c52fb3cf42ULL, 0x3feea427543e1a12ULL,
+    0xbc9369b6f13b3734ULL, 0x3feea589994cce13ULL,
+    0xbc805e843a19ff1eULL, 0x3feea71a4623c7adULL,
+    0xbc94d450d872576eULL, 0x3feea8d99b4492edULL,
+    0x3c90ad675b0e8a00ULL, 0x3feeaac7d98a6699ULL,
+    0x3c8db72fc1f0eab4ULL, 0x3feeace5422aa0dbULL,
+    0xbc65b6609cc5e7ffULL, 0x3feeaf3216b5448cULL,
+    0x3c7bf68359f35f44ULL, 0x3feeb1ae99157736ULL,
+    0xbc93091fa71e3d83ULL, 0x3feeb45b0b91ffc6ULL,
+    0xbc5da9b88b6c1e29ULL, 0x3feeb737b0cdc5e5ULL,
+    0xbc6c23f97c90b959ULL, 0x3feeba44cbc8520fULL,
+    0xbc92434322f4f9aaULL, 0x3feebd829fde4e50ULL,
+    0xbc85ca6cd7668e4bULL, 0x3feec0f170ca07baULL,
+    0x3c71affc2b91ce27ULL, 0x3feec49182a3f090ULL,
+    0x3c6dd235e10a73bbULL, 0x3feec86319e32323ULL,
+    0xbc87c50422622263ULL, 0x3feecc667b5de565ULL,
+    0x3c8b1c86e3e231d5ULL, 0x3feed09bec4a2d33ULL,
+    0xbc91bbd1d3bcbb15ULL, 0x3feed503b23e255dULL,
+    0x3c90cc319cee31d2ULL, 0x3feed99e1330b358ULL,
+    0x3c8469846e735ab3ULL, 0x3feede6b5579fdbfULL,
+    0xbc82dfcd978e9db4ULL, 0x3feee36bbfd3f37aULL,
+    0x3c8c1a7792cb3387ULL, 0x3feee89f995ad3adULL,
+    0xbc907b8f4ad1d9faULL, 0x3feeee07298db666ULL,
+    0xbc55c3d956dcaebaULL, 0x3feef3a2b84f15fbULL,
+    0xbc90a40e3da6f640ULL, 0x3feef9728de5593aULL,
+    0xbc68d6f438ad9334ULL, 0x3feeff76f2fb5e47ULL,
+    0xbc91eee26b588a35ULL, 0x3fef05b030a1064aULL,
+    0x3c74ffd70a5fddcdULL, 0x3fef0c1e904bc1d2ULL,
+    0xbc91bdfbfa9298acULL, 0x3fef12c25bd71e09ULL,
+    0x3c736eae30af0cb3ULL, 0x3fef199bdd85529cULL,
+    0x3c8ee3325c9ffd94ULL, 0x3fef20ab5fffd07aULL,
+    0x3c84e08fd10959acULL, 0x3fef27f12e57d14bULL,
+    0x3c63cdaf384e1a67ULL, 0x3fef2f6d9406e7b5ULL,
+    0x3c676b2c6c921968ULL, 0x3fef3720dcef9069ULL,
+    0xbc808a1883ccb5d2ULL, 0x3fef3f0b555dc3faULL,
+    0xbc8fad5d3ffffa6fULL, 0x3fef472d4a07897cULL,
+    0xbc900dae3875a949ULL, 0x3fef4f87080d89f2ULL,
+    0x3c74a385a63d07a7ULL, 0x3fef5818dcfba487ULL,
+    0xbc82919e2040220fULL, 0x3fef60e316c98398ULL,
+    0x3c8e5a50d5c192acULL, 0x3fef69e603db3285ULL,
+    0x3c843a59ac016b4bULL, 0x3fef7321f301b460ULL,
+    0xbc82d52107b43e1fULL, 0x3fef7c97337b9b5fULL,
+    0xbc892ab93b470dc9ULL, 0x3fef864614f5a129ULL,
+    0x3c74b604603a88d3ULL, 0x3fef902ee78b3ff6ULL,
+    0x3c83c5ec519d7271ULL, 0x3fef9a51fbc74c83ULL,
+    0xbc8ff7128fd391f0ULL, 0x3fefa4afa2a490daULL,
+    0xbc8dae98e223747dULL, 0x3fefaf482d8e67f1ULL,
+    0x3c8ec3bc41aa2008ULL, 0x3fefba1bee615a27ULL,
+    0x3c842b94c3a9eb32ULL, 0x3fefc52b376bba97ULL,
+    0x3c8a64a931d185eeULL, 0x3fefd0765b6e4540ULL,
+    0xbc8e37bae43be3edULL, 0x3fefdbfdad9cbe14ULL,
+    0x3c77893b4d91cd9dULL, 0x3fefe7c1819e90d8ULL,
+    0x3c5305c14160cc89ULL, 0x3feff3c22b8f71f1ULL,
+};
+/* Read through a volatile pointer: where GCC sees the table's values it
+ * does not vectorise the loops that read it (GCC 12). */
+static const uint64_t *volatile TAB_PTR = TAB_DATA;
+
+#define INVLN2N 0x1.71547652b82fep+7 /* 128 / ln 2 */
+#define SHIFT 0x1.8p52
+#define LN2HIN 0x1.62e42ff000000p-8 /* ln2/128, 29 bits: kd * LN2HIN is exact */
+#define LN2LON (-0x1.718432a1b0e26p-42)
+
+INLINE double asdouble(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
+INLINE uint64_t asuint64(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
+
+/* exp(x) for -1100 <= x <= 0 (careful) or -700 <= x <= 0 (not careful);
+ * TAB is TAB_PTR. */
+INLINE double xexp(const uint64_t *TAB, double x, const int careful)
+{
+    double kd = x * INVLN2N + SHIFT;
+    uint64_t ki = asuint64(kd);
+    kd -= SHIFT;
+    double r = (x - kd * LN2HIN) - kd * LN2LON;
+    uint64_t idx = 2 * (ki & 127);
+    uint64_t top = ki << 45;
+    double tail = asdouble(TAB[idx]);
+    uint64_t sbits = TAB[idx + 1] + top;
+    double r2 = r * r;
+    double tmp = tail + r + r2 * (0.5 + r * (1.0 / 6)) + r2 * r2 * (1.0 / 24 + r * (1.0 / 120));
+    double sc = asdouble(sbits);
+    double y = sc + sc * tmp;
+    if (!careful)
+        return y;
+    /* Below exp(-700) the scale 2^(k/128) is scaled up by 2^1022 (else
+     * scale * tmp is subnormal, and rounds to 2^-1074: 0.25 ULP of results
+     * near 2^-1021, 0.74 ULP measured), and the
+     * result rounded once to the subnormal spacing (glibc's specialcase). */
+    double sc2 = asdouble(sbits + (1022ULL << 52));
+    double y2 = sc2 + sc2 * tmp;
+    double lo = (sc2 - y2) + sc2 * tmp;
+    double hi = 1.0 + y2;
+    lo = ((1.0 - hi) + y2) + lo;
+    double y3 = (y2 < 1.0 ? (hi + lo) - 1.0 : y2) * 0x1p-1022;
+    return x < -700.0 ? y3 : y;
+}
+
+enum { LSE = 0, SOFTMAX = 1, LOG_SOFTMAX = 2, PARTS = 3 };
+
+/* Compensated sums of non-negative terms, LANES at a time (GCC's vector
+ * extension: one AVX-512 register, two AVX2 ones, or four SSE2 ones). */
+typedef double vlanes __attribute__((vector_size(LANES * sizeof(double))));
+
+typedef struct {
+    vlanes acc, err, cnt;
+} Sums;
+
+INLINE void sums_init(Sums *S)
+{
+    vlanes z = {0};
+    S->acc = S->err = S->cnt = z;
+}
+
+INLINE void sums_add(Sums *S, const double *t, const double *is_max)
+{
+    vlanes tv, kv;
+    memcpy(&tv, t, sizeof tv);
+    memcpy(&kv, is_max, sizeof kv);
+    vlanes y = S->acc + tv;
+    vlanes bb = y - S->acc;
+    S->err += (S->acc - (y - bb)) + (tv - bb);
+    S->acc = y;
+    S->cnt += kv;
+}
+
+/* The rest r and the count k. */
+INLINE void sums_total(const Sums *S, double *rest, double *k)
+{
+    double hi = 0.0, lo = 0.0, c = 0.0;
+    for (int l = 0; l < LANES; l++) {
+        double y = hi + S->acc[l];
+        double bb = y - hi;
+        lo += (hi - (y - bb)) + (S->acc[l] - bb);
+        hi = y;
+        lo += S->err[l];
+        c += S->cnt[l];
+    }
+    *rest = hi + lo;
+    *k = c;
+}
+
+INLINE double ld(const void *x, Py_ssize_t j, const int f64)
+{
+    return f64 ? ((const double *)x)[j] : (double)((const float *)x)[j];
+}
+
+/* Pass 1: the row's maximum and minimum; 0 where the row is left to the
+ * caller (a NaN, or a maximum that is not below LARGEST in magnitude). */
+INLINE int scan(const void *x, Py_ssize_t n, const int f64, double *m_out, double *min_out)
+{
+    int nan = 0;
+    if (f64) {
+        const double *xd = (const double *)x;
+        double m = xd[0], mn = xd[0];
+#pragma omp simd reduction(max : m) reduction(min : mn) reduction(| : nan)
+        for (Py_ssize_t j = 0; j < n; j++) {
+            double v = xd[j];
+            m = v > m ? v : m;
+            mn = v < mn ? v : mn;
+            nan |= v != v;
+        }
+        *m_out = m;
+        *min_out = mn;
+    } else {
+        const float *xf = (const float *)x;
+        float m = xf[0], mn = xf[0];
+#pragma omp simd reduction(max : m) reduction(min : mn) reduction(| : nan)
+        for (Py_ssize_t j = 0; j < n; j++) {
+            float v = xf[j];
+            m = v > m ? v : m;
+            mn = v < mn ? v : mn;
+            nan |= v != v;
+        }
+        *m_out = m;
+        *min_out = mn;
+    }
+    return !nan && fabs(*m_out) < LARGEST;
+}
+
+/* s + e = x_j - m (clipped at lo for float64), exactly. */
+INLINE void shifted(double v, double m, double lo, const int f64, double *s, double *e)
+{
+    if (f64) {
+        double a = v > lo ? v : lo;
+        double d = a - m;
+        double bb = d - a;
+        *s = d;
+        *e = (a - (d - bb)) - (bb + m);
+    } else {
+        *s = v - m; /* exact: two floats within 2^128 of each other */
+        *e = 0.0;
+    }
+}
+
+#define CHUNK 256
+
+/* Pass 2: the sums, in chunks: the terms t_j (and is_max) of a chunk into
+ * buffers on the stack (a loop the compiler vectorises, exp included), then
+ * LANES at a time into the sums. With store, t_j (1 at the maxima) into
+ * w[j] as well. */
+INLINE void pass2(const void *x, Py_ssize_t n, double m, double *w, double *rest, double *k,
+                  const int f64, const int careful, const int store)
+{
+    double tb[CHUNK], kb[CHUNK];
+    const uint64_t *T = TAB_PTR;
+    Sums S;
+    sums_init(&S);
+    double lo = (m - CUTOFF) - fabs(m) * 0x1p-50;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += CHUNK) {
+        Py_ssize_t len = n - j0 < CHUNK ? n - j0 : CHUNK;
+#pragma omp simd
+        for (Py_ssize_t c = 0; c < len; c++) {
+            double s, e;
+            shifted(ld(x, j0 + c, f64), m, lo, f64, &s, &e);
+            double t;
+            if (careful) {
+                t = xexp(T, s < -1100.0 ? -1100.0 : s, 1);
+            } else {
+                /* float64: every s >= -700 in this row; float32: exp(s) <
+                 * 2^-1009 cannot reach a float32 result, and is taken as 0. */
+                t = xexp(T, s < -700.0 ? -700.0 : s, 0);
+                t = s < -700.0 ? 0.0 : t;
+            }
+            if (f64)
+                t = t * (1.0 + e);
+            /* (a double, not an int: a mix of lane widths stops GCC's
+             * vectoriser) */
+            double is_max = s == 0.0 ? 1.0 : 0.0;
+            if (store)
+                w[j0 + c] = is_max != 0.0 ? 1.0 : t;
+            tb[c] = is_max != 0.0 ? 0.0 : t;
+            kb[c] = is_max;
+        }
+        Py_ssize_t c = 0;
+        for (; c + LANES <= len; c += LANES)
+            sums_add(&S, tb + c, kb + c);
+        if (c < len) {
+            double tt[LANES] = {0}, kk[LANES] = {0};
+            for (Py_ssize_t i = 0; c + i < len; i++) {
+                tt[i] = tb[c + i];
+                kk[i] = kb[c + i];
+            }
+            sums_add(&S, tt, kk);
+        }
+    }
+    sums_total(&S, rest, k);
+}
+
+INLINE void log_softmax_row(const void *x, Py_ssize_t n, double m, double lg, void *o,
+                            const int f64)
+{
+    if (f64) {
+        double *od = (double *)o;
+        double far = m - CUTOFF;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            double v = ((const double *)x)[j];
+            double d = v - m;
+            double bb = d - v;
+            double e = (v - (d - bb)) - (bb + m);
+            /* exp underflows below the cut-off, the log does not */
+            od[j] = v < far ? d - lg : (d - lg) + e;
+        }
+    } else {
+        float *of = (float *)o;
+        for (Py_ssize_t j = 0; j < n; j++)
+            of[j] = (float)((((const float *)x)[j] - m) - lg);
+    }
+}
+
+INLINE void divide_row(const double *w, Py_ssize_t n, double denom, void *o, const int f64)
+{
+    if (f64) {
+        double *od = (double *)o;
+        for (Py_ssize_t j = 0; j < n; j++)
+            od[j] = w[j] / denom;
+    } else {
+        float *of = (float *)o;
+        for (Py_ssize_t j = 0; j < n; j++)
+            of[j] = (float)(w[j] / denom);
+    }
+}
+
+/* Rows r0..r1-1 of x (rows of n elements, row_stride bytes apart) into out
+ * (contiguous: 1, 2 or n values a row); bad[i] = 1 for each row left to
+ * the caller. Returns their number, or -1 (out of memory). */
+INLINE Py_ssize_t rows_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, char *out,
+                            unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode,
+                            const int f64)
+{
+    const Py_ssize_t isz = f64 ? 8 : 4;
+    double *w = NULL;
+    if (mode == SOFTMAX && !f64) {
+        w = (double *)malloc((size_t)n * sizeof(double));
+        if (w == NULL)
+            return -1;
+    }
+    Py_ssize_t nbad = 0;
+    for (Py_ssize_t i = r0; i < r1; i++) {
+        const void *xr = x + i * row_stride;
+        double m, mn, rest, k;
+        if (!scan(xr, n, f64, &m, &mn)) {
+            bad[i] = 1;
+            nbad++;
+            continue;
+        }
+        int careful = f64 && mn < m - 700.0;
+        if (mode == SOFTMAX) {
+            double *wr = f64 ? (double *)(out + i * n * 8) : w;
+            if (careful)
+                pass2(xr, n, m, wr, &rest, &k, f64, 1, 1);
+            else
+                pass2(xr, n, m, wr, &rest, &k, f64, 0, 1);
+            divide_row(wr, n, k + rest, out + i * n * isz, f64);
+            continue;
+        }
+        if (careful)
+            pass2(xr, n, m, NULL, &rest, &k, f64, 1, 0);
+        else
+            pass2(xr, n, m, NULL, &rest, &k, f64, 0, 0);
+        double lg = log1p((k - 1.0) + rest);
+        if (mode == LSE) {
+            if (f64)
+                ((double *)out)[i] = m + lg;
+            else
+                ((float *)out)[i] = (float)(m + lg);
+        } else if (mode == PARTS) {
+            ((double *)out)[2 * i] = m;
+            ((double *)out)[2 * i + 1] = lg;
+        } else {
+            log_softmax_row(xr, n, m, lg, out + i * n * isz, f64);
+        }
+    }
+    free(w);
+    return nbad;
+}
+
+CLONES static Py_ssize_t rows_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
+                                  unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode)
+{
+    return rows_impl(x, rs, n, out, bad, r0, r1, mode, 1);
+}
+
+CLONES static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
+                                  unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode)
+{
+    return rows_impl(x, rs, n, out, bad, r0, r1, mode, 0);
+}
+
+PyDoc_STRVAR(rows_doc,
+"rows(x, out, bad, mode, r0, r1) -> int\n\n"
+"Rows r0..r1-1 of the 2-D float32/float64 buffer x (unit stride along a\n"
+"row) into out (C-contiguous: x's dtype with 1 (mode 0, logsumexp) or n\n"
+"(1 softmax, 2 log_softmax) values a row, or float64 with 2 (mode 3: the\n"
+"maximum and log(k + r))). Sets bad[i] = 1 for each row left to the\n"
+"caller (a NaN, or |max| >= 1.7e308) and returns their number. The GIL is\n"
+"released while it runs.");
+
+static PyObject *ck_rows(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *oo, *bo;
+    int mode;
+    Py_ssize_t r0, r1;
+    if (!PyArg_ParseTuple(args, "OOOinn:rows", &xo, &oo, &bo, &mode, &r0, &r1))
+        return NULL;
+    Py_buffer xb, ob, bb;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(bo, &bb, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        PyBuffer_Release(&ob);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const char *xf = xb.format ? xb.format : "B";
+    const char *of = ob.format ? ob.format : "B";
+    int f64 = strcmp(xf, "d") == 0;
+    Py_ssize_t rows = xb.ndim == 2 ? xb.shape[0] : 0;
+    Py_ssize_t n = xb.ndim == 2 ? xb.shape[1] : 0;
+    Py_ssize_t per_row = mode == LSE ? 1 : mode == PARTS ? 2 : n;
+    Py_ssize_t osz = mode == PARTS ? 8 : xb.itemsize;
+    if (xb.ndim != 2 || !(f64 || strcmp(xf, "f") == 0) || xb.strides[1] != xb.itemsize ||
+        n < 1) {
+        PyErr_SetString(PyExc_ValueError, "rows: x must be a 2-D float32 or float64 buffer "
+                                          "with unit stride along its rows");
+    } else if (mode < LSE || mode > PARTS) {
+        PyErr_SetString(PyExc_ValueError, "rows: mode must be 0, 1, 2 or 3");
+    } else if (strcmp(of, mode == PARTS ? "d" : xf) != 0 || ob.len < rows * per_row * osz) {
+        PyErr_SetString(PyExc_ValueError, "rows: out has the wrong dtype or size");
+    } else if (bb.len < rows || bb.itemsize != 1) {
+        PyErr_SetString(PyExc_ValueError, "rows: bad must hold a byte a row");
+    } else if (r0 < 0 || r0 > r1 || r1 > rows) {
+        PyErr_SetString(PyExc_ValueError, "rows: the range is out of bounds");
+    } else {
+        Py_ssize_t nbad;
+        Py_BEGIN_ALLOW_THREADS
+        if (f64)
+            nbad = rows_f64((const char *)xb.buf, xb.strides[0], n, (char *)ob.buf,
+                            (unsigned char *)bb.buf, r0, r1, mode);
+        else
+            nbad = rows_f32((const char *)xb.buf, xb.strides[0], n, (char *)ob.buf,
+                            (unsigned char *)bb.buf, r0, r1, mode);
+        Py_END_ALLOW_THREADS
+        if (nbad < 0)
+            PyErr_NoMemory();
+        else
+            result = PyLong_FromSsize_t(nbad);
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&bb);
+    return result;
+}
+
+/* For the tests: exp of each float64 of x into out (careful: the variant
+ * with subnormal results). */
+static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *oo;
+    int careful;
+    if (!PyArg_ParseTuple(args, "OOp:exp", &xo, &oo, &careful))
+        return NULL;
+    Py_buffer xb, ob;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (!xb.format || !ob.format || strcmp(xb.format, "d") || strcmp(ob.format, "d") ||
+        ob.len != xb.len) {
+        PyErr_SetString(PyExc_ValueError, "exp: x and out must be float64 of one size");
+    } else {
+        const uint64_t *T = TAB_PTR;
+        const double *x = (const double *)xb.buf;
+        double *o = (double *)ob.buf;
+        Py_ssize_t n = xb.len / 8;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            double v = x[j];
+            if (careful)
+                o[j] = xexp(T, v < -1100.0 ? -1100.0 : v > 0.0 ? 0.0 : v, 1);
+            else
+                o[j] = xexp(T, v < -700.0 ? -700.0 : v > 0.0 ? 0.0 : v, 0);
+        }
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
+static PyMethodDef ck_methods[] = {
+    {"rows", ck_rows, METH_VARARGS, rows_doc},
+    {"exp", ck_exp, METH_VARARGS, "exp(x, out, careful): the kernel's exp, for the tests."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef ck_module = {
+    PyModuleDef_HEAD_INIT, "_ckernel", "Fused row kernels (see _ckernel.c).", -1, ck_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ckernel(void)
+{
+    PyObject *m = PyModule_Create(&ck_module);
+    if (m == NULL)
+        return NULL;
+    PyObject *all = Py_BuildValue("[ss]", "exp", "rows");
+    if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
+        Py_XDECREF(all);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
