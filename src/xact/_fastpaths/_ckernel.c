@@ -327,20 +327,22 @@ INLINE void shifted(double v, double m, double lo, const int f64, double *s, dou
 
 #define CHUNK 256
 
-/* Pass 2: the sums, in chunks: the terms t_j (and is_max) of a chunk into
- * buffers on the stack (a loop the compiler vectorises, exp included), then
- * LANES at a time into the sums. With store, t_j (1 at the maxima) into
- * w[j] as well. */
+/* Pass 2: the sums, in chunks: the terms t_j (0 at the maxima) and is_max
+ * of a chunk into buffers on the stack (a loop the compiler vectorises, exp
+ * included), then LANES at a time into the sums. With store, the terms go
+ * to w[j] instead of the stack (the same loop: a second store in it stopped
+ * GCC's vectoriser). */
 INLINE void pass2(const void *x, Py_ssize_t n, double m, double *w, double *rest, double *k,
                   const int f64, const int careful, const int store)
 {
-    double tb[CHUNK], kb[CHUNK];
+    double tb_stack[CHUNK], kb[CHUNK];
     const uint64_t *T = TAB_PTR;
     Sums S;
     sums_init(&S);
     double lo = (m - CUTOFF) - fabs(m) * 0x1p-50;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += CHUNK) {
         Py_ssize_t len = n - j0 < CHUNK ? n - j0 : CHUNK;
+        double *tb = store ? w + j0 : tb_stack;
 #pragma omp simd
         for (Py_ssize_t c = 0; c < len; c++) {
             double s, e;
@@ -359,8 +361,6 @@ INLINE void pass2(const void *x, Py_ssize_t n, double m, double *w, double *rest
             /* (a double, not an int: a mix of lane widths stops GCC's
              * vectoriser) */
             double is_max = s == 0.0 ? 1.0 : 0.0;
-            if (store)
-                w[j0 + c] = is_max != 0.0 ? 1.0 : t;
             tb[c] = is_max != 0.0 ? 0.0 : t;
             kb[c] = is_max;
         }
@@ -400,16 +400,20 @@ INLINE void log_softmax_row(const void *x, Py_ssize_t n, double m, double lg, vo
     }
 }
 
-INLINE void divide_row(const double *w, Py_ssize_t n, double denom, void *o, const int f64)
+/* softmax: t_j (in w; 0 at the maxima, whose term is 1) / (k + r). */
+INLINE void divide_row(const void *x, const double *w, Py_ssize_t n, double m, double denom,
+                       void *o, const int f64)
 {
     if (f64) {
+        const double *xd = (const double *)x;
         double *od = (double *)o;
         for (Py_ssize_t j = 0; j < n; j++)
-            od[j] = w[j] / denom;
+            od[j] = (xd[j] == m ? 1.0 : w[j]) / denom;
     } else {
+        const float *xf = (const float *)x;
         float *of = (float *)o;
         for (Py_ssize_t j = 0; j < n; j++)
-            of[j] = (float)(w[j] / denom);
+            of[j] = (float)(((double)xf[j] == m ? 1.0 : w[j]) / denom);
     }
 }
 
@@ -443,7 +447,7 @@ INLINE Py_ssize_t rows_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, 
                 pass2(xr, n, m, wr, &rest, &k, f64, 1, 1);
             else
                 pass2(xr, n, m, wr, &rest, &k, f64, 0, 1);
-            divide_row(wr, n, k + rest, out + i * n * isz, f64);
+            divide_row(xr, wr, n, m, k + rest, out + i * n * isz, f64);
             continue;
         }
         if (careful)
