@@ -457,9 +457,10 @@ def test_torch_small_tensors_take_the_numpy_route(monkeypatch):
     from xact._fastpaths import _torch as ft
 
     calls = []
-    real, real_c = ft._row_blocks, ft._c_rows
+    real, real_c, real_ce = ft._row_blocks, ft._c_rows, ft._ce_loss
     monkeypatch.setattr(ft, "_row_blocks", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(ft, "_c_rows", lambda *a: calls.append(1) or real_c(*a))
+    monkeypatch.setattr(ft, "_ce_loss", lambda *a: calls.append(1) or real_ce(*a))
     host = _random((32, 10), "float64")
     host[3, 4] = INF  # a special row (the NumPy path recomputes it)
     t = torch.tensor(_random((32,), "float64") % 10).long()
@@ -907,7 +908,9 @@ def _np_ce_case(dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 @pytest.mark.parametrize("ignore_index", [None, 2, -100])
-def test_numpy_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index, monkeypatch):
+def test_numpy_cross_entropy_fast_equals_generic(
+    dtype, reduction, ignore_index, monkeypatch, kernel
+):
     from xact._fastpaths import _parallel
 
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1000)  # 3000x9: split in 3
@@ -938,7 +941,7 @@ def test_numpy_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index,
         np.testing.assert_array_equal(np.signbit(fast), np.signbit(generic))  # -0.0
 
 
-def test_numpy_cross_entropy_keeps_the_relative_accuracy_of_a_tiny_loss():
+def test_numpy_cross_entropy_keeps_the_relative_accuracy_of_a_tiny_loss(kernel):
     import mpmath
 
     x = np.array([[20.0, -30.0, -31.0, -29.5]])
@@ -962,7 +965,7 @@ def test_numpy_cross_entropy_keeps_the_relative_accuracy_of_a_tiny_loss():
         (_random((6, 5), "float16"), np.array([0, 1, 2, 3, 4, 0]), {}),
     ],
 )
-def test_numpy_cross_entropy_declines_to_the_generic_answer(logits, target, kw):
+def test_numpy_cross_entropy_declines_to_the_generic_answer(logits, target, kw, kernel):
     ce = fnp.cross_entropy
     full = {"axis": -1, "weight": None, "ignore_index": None, "label_smoothing": 0.0}
     full.update(kw)
@@ -978,7 +981,7 @@ def test_numpy_cross_entropy_declines_to_the_generic_answer(logits, target, kw):
     np.testing.assert_array_equal(fast, generic)
 
 
-def test_numpy_cross_entropy_peak_memory(monkeypatch):
+def test_numpy_cross_entropy_peak_memory(monkeypatch, kernel):
     monkeypatch.delenv("XACT_DISABLE_FASTPATHS", raising=False)
     x = _random((256, 4096), "float64")
     t = np.random.default_rng(0).integers(0, 4096, 256)
@@ -992,6 +995,24 @@ def test_numpy_cross_entropy_peak_memory(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak <= 1.0 * x.nbytes, f"{peak / x.nbytes:.2f}x the input"
+
+
+@pytest.mark.parametrize("ignore_index", [None, -1, 2**63, -(2**70)])
+def test_numpy_cross_entropy_target_dtypes(ignore_index, kernel):
+    """Any integer target dtype (uint64, whose large values would wrap in
+    int64, takes the NumPy operations) and an ignore_index beyond int64."""
+    x = _random((7, 5), "float64")
+    for dt in (np.int8, np.uint8, np.int32, np.int64, np.uint64):
+        t = np.array([0, 1, 2, 3, 4, 0, 1], dt)
+        fast, generic = _both(
+            lambda z, **kw: xact.cross_entropy(z, t, **kw), x, ignore_index=ignore_index
+        )
+        _assert_same(fast, generic, ULPS["float64"])
+    big = np.array([0, 1, 2, 3, 4, 0, 2**64 - 1], np.uint64)  # -1 if wrapped
+    fast, generic = _both(
+        lambda z, **kw: xact.cross_entropy(z, big, **kw), x, ignore_index=-1, reduction="none"
+    )
+    _assert_same(fast, generic, ULPS["float64"])
 
 
 # --------------------------------------------------------------------------

@@ -483,6 +483,130 @@ CLONES static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
     return rows_impl(x, rs, n, out, bad, r0, r1, mode, 0);
 }
 
+/* cross_entropy with class indices: the loss of each row r0..r1-1 into
+ * loss (float64), -0.0 where target == ignore (has_ignore). Counts, into
+ * counts[0..2]: rows left to the caller (no finite maximum; loss not
+ * written), targets out of range and not ignored (loss not written), and the
+ * rows that count (not ignored). */
+INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const int64_t *target,
+                    double *loss, Py_ssize_t r0, Py_ssize_t r1, int has_ignore,
+                    int64_t ignore, Py_ssize_t *counts, const int f64)
+{
+    for (Py_ssize_t i = r0; i < r1; i++) {
+        int64_t ti = target[i];
+        if (has_ignore && ti == ignore) {
+            loss[i] = -0.0; /* as the generic -where(active, lp, 0) */
+            continue;
+        }
+        if (ti < 0 || ti >= n) {
+            counts[1]++;
+            continue;
+        }
+        const void *xr = x + i * row_stride;
+        double m, mn, rest, k;
+        if (!scan(xr, n, f64, &m, &mn)) {
+            counts[0]++;
+            continue;
+        }
+        if (f64 && mn < m - 700.0)
+            pass2(xr, n, m, NULL, &rest, &k, f64, 1, 0);
+        else
+            pass2(xr, n, m, NULL, &rest, &k, f64, 0, 0);
+        double lg = log1p((k - 1.0) + rest);
+        double xt = ld(xr, ti, f64);
+        double d = xt - m; /* exact for float32; -inf for a -inf logit */
+        double lp = d - lg;
+        if (f64 && isfinite(d)) { /* TwoSum: xt - m == d + e */
+            double b = d - xt;
+            double e = (xt - (d - b)) - (m + b);
+            lp = lp + e;
+        }
+        loss[i] = -lp;
+        counts[2]++;
+    }
+}
+
+CLONES static void ce_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
+                          double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
+                          Py_ssize_t *counts)
+{
+    ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, 1);
+}
+
+CLONES static void ce_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
+                          double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
+                          Py_ssize_t *counts)
+{
+    ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, 0);
+}
+
+PyDoc_STRVAR(ce_doc,
+"cross_entropy(x, target, loss, ignore, r0, r1) -> (n_bad, n_invalid, n_counted)\n\n"
+"The loss (float64) of rows r0..r1-1 of the 2-D float32/float64 buffer x\n"
+"(unit stride along a row) with the int64 class indices target; ignore is\n"
+"an int (those rows get -0.0 and do not count) or None. Rows without a\n"
+"finite maximum, and targets out of range, are counted, not computed.");
+
+static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *to, *lo, *io;
+    Py_ssize_t r0, r1;
+    if (!PyArg_ParseTuple(args, "OOOOnn:cross_entropy", &xo, &to, &lo, &io, &r0, &r1))
+        return NULL;
+    int has_ignore = io != Py_None;
+    long long ignore = 0;
+    if (has_ignore) {
+        ignore = PyLong_AsLongLong(io);
+        if (ignore == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    Py_buffer xb, tb, lb;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(to, &tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&xb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(lo, &lb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const char *xf = xb.format ? xb.format : "B";
+    int f64 = strcmp(xf, "d") == 0;
+    Py_ssize_t rows = xb.ndim == 2 ? xb.shape[0] : 0;
+    Py_ssize_t n = xb.ndim == 2 ? xb.shape[1] : 0;
+    const char *tf = tb.format ? tb.format : "B";
+    int t64 = tb.itemsize == 8 && (strcmp(tf, "l") == 0 || strcmp(tf, "q") == 0);
+    if (xb.ndim != 2 || !(f64 || strcmp(xf, "f") == 0) || xb.strides[1] != xb.itemsize ||
+        n < 1) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy: x must be a 2-D float32 or float64 "
+                                          "buffer with unit stride along its rows");
+    } else if (!t64 || tb.len < rows * 8) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy: target must be int64, a value a row");
+    } else if (!lb.format || strcmp(lb.format, "d") != 0 || lb.len < rows * 8) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy: loss must be float64, a value a row");
+    } else if (r0 < 0 || r0 > r1 || r1 > rows) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy: the range is out of bounds");
+    } else {
+        Py_ssize_t counts[3] = {0, 0, 0};
+        Py_BEGIN_ALLOW_THREADS
+        if (f64)
+            ce_f64((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
+                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts);
+        else
+            ce_f32((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
+                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts);
+        Py_END_ALLOW_THREADS
+        result = Py_BuildValue("(nnn)", counts[0], counts[1], counts[2]);
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&lb);
+    return result;
+}
+
 PyDoc_STRVAR(rows_doc,
 "rows(x, out, bad, mode, r0, r1) -> int\n\n"
 "Rows r0..r1-1 of the 2-D float32/float64 buffer x (unit stride along a\n"
@@ -593,6 +717,7 @@ static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
 
 static PyMethodDef ck_methods[] = {
     {"rows", ck_rows, METH_VARARGS, rows_doc},
+    {"cross_entropy", ck_cross_entropy, METH_VARARGS, ce_doc},
     {"exp", ck_exp, METH_VARARGS, "exp(x, out, careful): the kernel's exp, for the tests."},
     {NULL, NULL, 0, NULL},
 };
@@ -607,7 +732,7 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     PyObject *m = PyModule_Create(&ck_module);
     if (m == NULL)
         return NULL;
-    PyObject *all = Py_BuildValue("[ss]", "exp", "rows");
+    PyObject *all = Py_BuildValue("[sss]", "cross_entropy", "exp", "rows");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
         Py_XDECREF(all);
         Py_DECREF(m);

@@ -2,7 +2,10 @@
 
 from typing import Any
 
+def cross_entropy(
+    x: Any, target: Any, loss: Any, ignore: int | None, r0: int, r1: int, /
+) -> tuple[int, int, int]: ...
 def rows(x: Any, out: Any, bad: Any, mode: int, r0: int, r1: int, /) -> int: ...
 def exp(x: Any, out: Any, careful: bool, /) -> None: ...
 
-__all__ = ["exp", "rows"]
+__all__ = ["cross_entropy", "exp", "rows"]

@@ -69,6 +69,7 @@ __all__ = [
     "MAX_ROW",
     "MIN_BLOCK",
     "SMALL",
+    "c_cross_entropy_loss",
     "c_kernel_built",
     "cross_entropy",
     "log_sigmoid",
@@ -660,6 +661,8 @@ def cross_entropy(
     ):
         return NotImplemented
     n, n_classes = logits.shape
+    if _ck is not None and target.dtype != np.uint64:
+        return _c_cross_entropy(logits, target, ignore_index, reduction)
     t = target
     active = None  # every sample counts
     if ignore_index is None:
@@ -696,3 +699,48 @@ def cross_entropy(
             return logits.dtype.type(total)
         count = n if active is None else np.count_nonzero(active)
         return np.asarray(total / count if count else 0.0, dtype=logits.dtype)
+
+
+_INT64 = (-(2**63), 2**63)
+
+
+def _c_cross_entropy(
+    logits: np.ndarray, target: np.ndarray, ignore_index: Any, reduction: Any
+) -> Any:
+    """:func:`cross_entropy` with the C kernel: each sample's loss in one
+    call (``_ckernel.c``), the rows split over threads; only the reduction
+    is left to NumPy. Declines where the generic code raises (a class index
+    out of range) or has special rules (a row without a finite maximum)."""
+    loss = np.empty(logits.shape[0], _F64)
+    t = target.astype(np.int64, copy=False)  # (uint64 declined: it would wrap)
+    n_bad, n_invalid, count = c_cross_entropy_loss(logits, t, ignore_index, loss)
+    if n_bad or n_invalid:
+        return NotImplemented
+    # A float32 loss beyond float32's range is inf, correctly and quietly.
+    with np.errstate(over="ignore") if logits.dtype == _F32 else contextlib.nullcontext():
+        if reduction == "none":
+            return loss.astype(logits.dtype)
+        total = np.add.reduce(loss)
+        if reduction == "sum":
+            return logits.dtype.type(total)
+        return np.asarray(total / count if count else 0.0, dtype=logits.dtype)
+
+
+def c_cross_entropy_loss(
+    logits: np.ndarray, target: np.ndarray, ignore_index: int | None, loss: np.ndarray
+) -> tuple[int, int, int]:
+    """Each sample's loss (float64) into ``loss`` with the C kernel, the rows
+    split over threads; ``target`` is int64. Returns the number of rows
+    without a finite maximum and of targets out of range (not ignored):
+    their losses are not written. The third number counts the samples that
+    are not ignored."""
+    n, n_classes = logits.shape
+    ignore = ignore_index
+    if ignore is not None and not _INT64[0] <= ignore < _INT64[1]:
+        ignore = None  # no int64 target equals it
+    ce = _ck.cross_entropy  # type: ignore[union-attr]  # (where c_kernel_built())
+    counts = _parallel.split(n, n_classes, lambda r0, r1: ce(logits, target, loss, ignore, r0, r1))
+    n_bad = n_invalid = count = 0
+    for b, i, c in counts:
+        n_bad, n_invalid, count = n_bad + b, n_invalid + i, count + c
+    return n_bad, n_invalid, count

@@ -535,6 +535,47 @@ def softplus(x: Any, *, beta: Any) -> Any:
 # cross_entropy with class indices
 
 
+def _ce_loss(logits: Any, t: Any, safe: Any, ignore_index: Any) -> Any:
+    """Without autograd: each sample's loss, in the logits' dtype (where a
+    target is out of range and not ignored, any value: the caller puts NaN
+    there), or NotImplemented for a row without a finite maximum."""
+    import torch
+
+    x2 = logits if logits.is_contiguous() else logits.contiguous()
+    x2 = x2.detach()
+    if _numpy.c_kernel_built() and not x2.is_neg():
+        # Each sample's loss in the C kernel, on views of the memory.
+        loss64 = torch.empty(t.shape, dtype=torch.float64)
+        n_bad, n_invalid, _ = _numpy.c_cross_entropy_loss(
+            x2.numpy(), t.resolve_neg().contiguous().numpy(), ignore_index, loss64.numpy()
+        )
+        if n_bad:
+            return NotImplemented
+        if not n_invalid:
+            return loss64.to(logits.dtype)
+        # Targets out of range: the row maximum and log(k + r) of every row.
+        # (The kernel skipped those rows: they may still lack a finite maximum.)
+        parts = torch.empty((x2.shape[0], 2), dtype=torch.float64)
+        try:
+            _c_rows("parts", x2, parts)
+        except _numpy._NotFinite:
+            return NotImplemented
+        m, lg = parts[:, :1], parts[:, 1:]
+    else:
+        idx, m, lg = _row_blocks("parts", x2, None)
+        if idx is not None:
+            return NotImplemented
+    xt = x2.gather(1, safe).to(torch.float64)
+    d = xt - m  # exact for float32 input
+    if logits.dtype == torch.float64:
+        b = d - xt  # TwoSum: xt - m == d + e
+        e = (xt - (d - b)) - (m + b)
+        loss64 = (lg - d) - e
+    else:
+        loss64 = lg - d
+    return loss64[:, 0].to(logits.dtype)
+
+
 def cross_entropy(
     logits: Any,
     *,
@@ -585,27 +626,9 @@ def cross_entropy(
         lp = _via_float64("log_softmax", logits, 1)
         loss = -lp.gather(1, safe)[:, 0]
     else:
-        x2 = logits if logits.is_contiguous() else logits.contiguous()
-        if _numpy.c_kernel_built() and not x2.is_neg():
-            parts = torch.empty((x2.shape[0], 2), dtype=torch.float64)
-            try:
-                _c_rows("parts", x2.detach(), parts)
-            except _numpy._NotFinite:
-                return NotImplemented  # rows without a finite maximum: generic rules
-            m, lg = parts[:, :1], parts[:, 1:]
-        else:
-            idx, m, lg = _row_blocks("parts", x2, None)
-            if idx is not None:
-                return NotImplemented  # rows without a finite maximum: generic rules
-        xt = x2.gather(1, safe).to(torch.float64)
-        d = xt - m  # exact for float32 input
-        if logits.dtype == torch.float64:
-            b = d - xt  # TwoSum: xt - m == d + e
-            e = (xt - (d - b)) - (m + b)
-            loss64 = (lg - d) - e
-        else:
-            loss64 = lg - d
-        loss = loss64[:, 0].to(logits.dtype)
+        loss = _ce_loss(logits, t, safe, ignore_index)
+        if loss is NotImplemented:
+            return loss  # rows without a finite maximum: generic rules
     zero = torch.zeros((), dtype=loss.dtype)
     # -0.0 where ignored, as the generic path's -where(active, lp, 0).
     loss = torch.where(active, loss, torch.full((), -0.0, dtype=loss.dtype))
