@@ -131,13 +131,7 @@ def test_c_kernel_is_built_in_ci():
         assert fnp._ck is not None, "setup.py did not build xact._fastpaths._ckernel"
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", REDUCTIONS + ELEMENTWISE)
-def test_fast_equals_generic(backend, name, dtype, kernel):
-    if kernel == "ops" and (
-        backend.name not in ("numpy", "torch", "dask") or name not in REDUCTIONS
-    ):
-        pytest.skip("only the NumPy, torch and Dask reductions run the C kernel")
+def _check_fast_equals_generic(backend, name, dtype):
     func = getattr(xact, name)
     kw = {"axis": -1} if name in REDUCTIONS else {}
     for label, host in _inputs(dtype).items():
@@ -152,6 +146,25 @@ def test_fast_equals_generic(backend, name, dtype, kernel):
             _assert_same(f, g, ulps)
         except AssertionError as exc:
             raise AssertionError(f"{name} {dtype} on {label}: {exc}") from None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", REDUCTIONS + ELEMENTWISE)
+def test_fast_equals_generic(backend, name, dtype):
+    """With the C kernel where it is built (CI: always)."""
+    _check_fast_equals_generic(backend, name, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("backend_name", ["numpy", "torch", "dask"])
+def test_fast_equals_generic_without_the_c_kernel(backend_name, name, dtype, monkeypatch):
+    """The reductions of the backends whose fast paths run the C kernel, as
+    they run where it is not built (NumPy operations, torch operations)."""
+    from conftest import get_backend
+
+    monkeypatch.setattr(fnp, "_ck", None)
+    _check_fast_equals_generic(get_backend(backend_name), name, dtype)
 
 
 @pytest.mark.parametrize(
