@@ -1132,3 +1132,51 @@ def test_c_kernel_rejects_bad_buffers():
     with pytest.raises(BufferError):
         ck.rows(x, b"read-only", bad, 0, 0, 4)
     assert ck.rows(x, np.empty((4, 1)), bad, 0, 0, 4) == 0
+
+
+def test_c_kernel_unaligned_and_strided_inputs():
+    """Found in review: an array at an odd byte offset (NumPy's buffer
+    format "=d") and a strided int64 target made the kernel's entry points
+    raise; they must give the generic answers."""
+    rng = np.random.default_rng(23)
+    for dt in (np.float64, np.float32):
+        raw = bytearray(4 * 3 * np.dtype(dt).itemsize + 1)
+        x = np.frombuffer(raw, dt, offset=1, count=12).reshape(4, 3)
+        x[...] = rng.standard_normal((4, 3))  # (a writable, unaligned view)
+        assert not x.flags.aligned
+        for name in REDUCTIONS:
+            fast, generic = _both(getattr(xact, name), x, axis=-1)
+            _assert_same(fast, generic, ULPS[np.dtype(dt).name])
+        t = np.arange(8, dtype=np.int64)[::2] % 3
+        for target in (t, t[::-1], np.frombuffer(bytearray(33), np.int64, offset=1, count=4) % 3):
+            fast, generic = _both(lambda z, **kw: xact.cross_entropy(z, target, **kw), x)
+            _assert_same(fast, generic, ULPS[np.dtype(dt).name])
+
+
+def test_c_kernel_careful_exp_for_a_huge_maximum():
+    """Found in review: with |max| >= 2^55, m - 700 rounds, and a row whose
+    spread is just over 700 took the fast exp, which drops terms below
+    exp(-700): softmax gave 0 for 1.8e-306."""
+    m = 2.0**55 + 8000.0
+    x = np.array([[m, m - 700.0]])
+    fast, generic = _both(xact.softmax, x, axis=-1)
+    assert generic[0, 1] > 0
+    _assert_same(fast, generic, ULPS["float64"])
+
+
+def test_torch_unaligned_tensors():
+    """A tensor at an odd byte offset (torch.frombuffer), above the NumPy
+    route's size, through the C kernel: the generic answers."""
+    torch = _torch()
+    from xact._fastpaths import _torch as ft
+
+    n = 6 * (ft.SMALL // 6 + 1)  # above SMALL, whole rows of 6
+    raw = bytearray(8 * n + 1)
+    x = torch.frombuffer(raw, dtype=torch.float64, offset=1, count=n).reshape(-1, 6)
+    x.copy_(torch.tensor(_random((n // 6, 6), "float64")))
+    for name in REDUCTIONS:
+        fast, generic = _both(getattr(xact, name), x, axis=-1)
+        _assert_same(fast.numpy(), generic.numpy(), ULPS["float64"])
+    t = torch.zeros(n // 6, dtype=torch.int64)
+    fast, generic = _both(lambda z, **kw: xact.cross_entropy(z, t, **kw), x)
+    _assert_same(fast.numpy(), generic.numpy(), ULPS["float64"])

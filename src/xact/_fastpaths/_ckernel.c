@@ -440,7 +440,8 @@ INLINE Py_ssize_t rows_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, 
             nbad++;
             continue;
         }
-        int careful = f64 && mn < m - 700.0;
+        /* (mn - m, as the kernel's s = a - m rounds it: m - 700 may round too) */
+        int careful = f64 && mn - m < -700.0;
         if (mode == SOFTMAX) {
             double *wr = f64 ? (double *)(out + i * n * 8) : w;
             if (careful)
@@ -508,7 +509,7 @@ INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const in
             counts[0]++;
             continue;
         }
-        if (f64 && mn < m - 700.0)
+        if (f64 && mn - m < -700.0)
             pass2(xr, n, m, NULL, &rest, &k, f64, 1, 0);
         else
             pass2(xr, n, m, NULL, &rest, &k, f64, 0, 0);

@@ -256,6 +256,8 @@ def _c_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
     :func:`._parallel.split` run on all cores. The rows it leaves (a NaN, or
     no maximum below 1.7e308) follow the generic rules."""
     rows, n = x2.shape
+    if not x2.flags.aligned:  # (a view at an odd offset: the kernel reads whole doubles)
+        x2 = x2.copy()
     bad = np.zeros(rows, np.uint8)
     code = _C_MODES[mode]
     rows_c = _ck.rows  # type: ignore[union-attr]  # (where c_kernel_built())
@@ -735,6 +737,10 @@ def c_cross_entropy_loss(
     their losses are not written. The third number counts the samples that
     are not ignored."""
     n, n_classes = logits.shape
+    if not logits.flags.aligned:  # (a view at an odd offset: the kernel reads whole doubles)
+        logits = logits.copy()
+    if not (target.flags.c_contiguous and target.flags.aligned):
+        target = target.copy()
     ignore = ignore_index
     if ignore is not None and not _INT64[0] <= ignore < _INT64[1]:
         ignore = None  # no int64 target equals it
