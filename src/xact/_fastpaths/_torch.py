@@ -92,6 +92,20 @@ def _float(x: Any) -> bool:
     return x.dtype in _THRESHOLD
 
 
+_MODULES: tuple[Any, Any] | None = None
+
+
+def _modules() -> tuple[Any, Any]:
+    """torch and torch.autograd.forward_ad, imported once (an import
+    statement in :func:`_plain` cost a microsecond a call)."""
+    global _MODULES
+    import torch
+    from torch.autograd import forward_ad
+
+    _MODULES = (torch, forward_ad)
+    return _MODULES
+
+
 def _plain(x: Any, *, min_ndim: int = 1) -> bool:
     """A float32/float64 CPU tensor, not empty, and no transform watching:
     not ``torch.compile``, ``torch.jit.trace``, a ``TorchDispatchMode``
@@ -101,15 +115,13 @@ def _plain(x: Any, *, min_ndim: int = 1) -> bool:
     A reduction needs an axis: ``min_ndim`` 1."""
     if not _float(x) or x.device.type != "cpu" or x.ndim < min_ndim:
         return False
-    import torch
-    from torch.autograd import forward_ad
-
+    torch, forward_ad = _MODULES or _modules()
     return not (
         torch.compiler.is_compiling()
-        or torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+        or torch.jit.is_tracing()
         or torch._C._len_torch_dispatch_stack() > 0
         or torch._C._functorch.is_functorch_wrapped_tensor(x)
-        or forward_ad.unpack_dual(x).tangent is not None  # type: ignore[no-untyped-call]
+        or forward_ad.unpack_dual(x).tangent is not None
         or x.numel() == 0
     )
 
@@ -413,8 +425,17 @@ def _via_c(func: str, x: Any, dim: int) -> Any:
     n = x.shape[dim]
     if n > _numpy.MAX_ROW or x.is_neg():
         return NotImplemented
-    xt = x.detach().movedim(dim, -1)
-    x2 = xt.reshape(-1, n)  # a view when dim is last and x contiguous
+    xd = x.detach() if x.requires_grad else x
+    if dim == x.ndim - 1 and x.is_contiguous():  # the usual case: views only
+        x2 = xd.view(-1, n)
+        if func == "logsumexp":
+            out = torch.empty((*x.shape[:-1], 1), dtype=x.dtype)
+        else:
+            out = torch.empty(x.shape, dtype=x.dtype)
+        _c_rows(func, x2, out.view(x2.shape[0], -1))
+        return out
+    xt = xd.movedim(dim, -1)
+    x2 = xt.reshape(-1, n)
     if x2.stride(1) != 1:
         x2 = x2.contiguous()
     out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype)
