@@ -1,5 +1,11 @@
 """NumPy fast paths: cache-sized blocks, buffers owned by xact, float64 inside.
 
+Where the optional C kernel is built (``_ckernel.c``, see ``setup.py``), the
+reductions and ``cross_entropy`` run it instead (:func:`_c_rows`,
+:func:`c_cross_entropy_loss`): the same kernel fused into one loop per pass
+over a row. What follows describes the path without it, which stays as the
+fallback and is tested as such.
+
 The generic code builds a dozen full-size temporaries (each a pass over
 main memory) and pays ~40 µs of namespace and dtype bookkeeping per call.
 Here, for the common case (a float32 or float64 ``numpy.ndarray``, the
