@@ -1180,3 +1180,21 @@ def test_torch_unaligned_tensors():
     t = torch.zeros(n // 6, dtype=torch.int64)
     fast, generic = _both(lambda z, **kw: xact.cross_entropy(z, t, **kw), x)
     _assert_same(fast.numpy(), generic.numpy(), ULPS["float64"])
+
+
+@pytest.mark.parametrize("route", ["c", "torch"])
+def test_torch_cross_entropy_out_of_range_targets_on_special_rows(route, monkeypatch):
+    """A target out of range gives NaN whatever its row holds (all -inf,
+    NaN): the C kernel does not read that row, and agrees with the generic
+    rules."""
+    torch = _torch()
+    _torch_route(route, monkeypatch)
+    x = torch.tensor(_random((6, 5), "float64"))
+    x[2], x[4] = -INF, NAN
+    t = torch.tensor([0, 1, 7, 3, -3, 2])
+    for reduction in ("none", "sum", "mean"):
+        fast, generic = _both(
+            lambda z, **kw: xact.cross_entropy(z, t, **kw), x, reduction=reduction
+        )
+        _assert_same(fast.numpy(), generic.numpy(), ULPS["float64"])
+    assert torch.isnan(xact.cross_entropy(x, t, reduction="none")[[2, 4]]).all()

@@ -487,8 +487,9 @@ CLONES static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
 /* cross_entropy with class indices: the loss of each row r0..r1-1 into
  * loss (float64), -0.0 where target == ignore (has_ignore). Counts, into
  * counts[0..2]: rows left to the caller (no finite maximum; loss not
- * written), targets out of range and not ignored (loss not written), and the
- * rows that count (not ignored). */
+ * written), targets out of range and not ignored (loss NaN, as torch's
+ * generic rule has it; the row is not read), and the rows that count (not
+ * ignored). */
 INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const int64_t *target,
                     double *loss, Py_ssize_t r0, Py_ssize_t r1, int has_ignore,
                     int64_t ignore, Py_ssize_t *counts, const int f64)
@@ -500,6 +501,7 @@ INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const in
             continue;
         }
         if (ti < 0 || ti >= n) {
+            loss[i] = NAN;
             counts[1]++;
             continue;
         }
@@ -546,7 +548,8 @@ PyDoc_STRVAR(ce_doc,
 "The loss (float64) of rows r0..r1-1 of the 2-D float32/float64 buffer x\n"
 "(unit stride along a row) with the int64 class indices target; ignore is\n"
 "an int (those rows get -0.0 and do not count) or None. Rows without a\n"
-"finite maximum, and targets out of range, are counted, not computed.");
+"finite maximum are counted, not computed; targets out of range are\n"
+"counted, and their loss is NaN.");
 
 static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
 {

@@ -739,9 +739,9 @@ def c_cross_entropy_loss(
 ) -> tuple[int, int, int]:
     """Each sample's loss (float64) into ``loss`` with the C kernel, the rows
     split over threads; ``target`` is int64. Returns the number of rows
-    without a finite maximum and of targets out of range (not ignored):
-    their losses are not written. The third number counts the samples that
-    are not ignored."""
+    without a finite maximum (their losses are not written) and of targets
+    out of range, not ignored (their losses are NaN). The third number
+    counts the samples that are not ignored."""
     n, n_classes = logits.shape
     if not logits.flags.aligned:  # (a view at an odd offset: the kernel reads whole doubles)
         logits = logits.copy()

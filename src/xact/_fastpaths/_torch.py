@@ -565,27 +565,18 @@ def _ce_loss(logits: Any, t: Any, safe: Any, ignore_index: Any) -> Any:
     x2 = logits if logits.is_contiguous() else logits.contiguous()
     x2 = x2.detach()
     if _numpy.c_kernel_built() and not x2.is_neg():
-        # Each sample's loss in the C kernel, on views of the memory.
+        # Each sample's loss in the C kernel, on views of the memory (NaN
+        # where a target is out of range: that row is not read).
         loss64 = torch.empty(t.shape, dtype=torch.float64)
-        n_bad, n_invalid, _ = _numpy.c_cross_entropy_loss(
+        n_bad, _, _ = _numpy.c_cross_entropy_loss(
             x2.numpy(), t.resolve_neg().contiguous().numpy(), ignore_index, loss64.numpy()
         )
         if n_bad:
             return NotImplemented
-        if not n_invalid:
-            return loss64.to(logits.dtype)
-        # Targets out of range: the row maximum and log(k + r) of every row.
-        # (The kernel skipped those rows: they may still lack a finite maximum.)
-        parts = torch.empty((x2.shape[0], 2), dtype=torch.float64)
-        try:
-            _c_rows("parts", x2, parts)
-        except _numpy._NotFinite:
-            return NotImplemented
-        m, lg = parts[:, :1], parts[:, 1:]
-    else:
-        idx, m, lg = _row_blocks("parts", x2, None)
-        if idx is not None:
-            return NotImplemented
+        return loss64.to(logits.dtype)
+    idx, m, lg = _row_blocks("parts", x2, None)
+    if idx is not None:
+        return NotImplemented
     xt = x2.gather(1, safe).to(torch.float64)
     d = xt - m  # exact for float32 input
     if logits.dtype == torch.float64:
