@@ -425,17 +425,8 @@ def _via_c(func: str, x: Any, dim: int) -> Any:
     n = x.shape[dim]
     if n > _numpy.MAX_ROW or x.is_neg():
         return NotImplemented
-    xd = x.detach() if x.requires_grad else x
-    if dim == x.ndim - 1 and x.is_contiguous():  # the usual case: views only
-        x2 = xd.view(-1, n)
-        if func == "logsumexp":
-            out = torch.empty((*x.shape[:-1], 1), dtype=x.dtype)
-        else:
-            out = torch.empty(x.shape, dtype=x.dtype)
-        _c_rows(func, x2, out.view(x2.shape[0], -1))
-        return out
-    xt = xd.movedim(dim, -1)
-    x2 = xt.reshape(-1, n)
+    xt = x.detach().movedim(dim, -1)
+    x2 = xt.reshape(-1, n)  # a view when dim is last and x contiguous
     if x2.stride(1) != 1:
         x2 = x2.contiguous()
     out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype)
