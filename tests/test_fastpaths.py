@@ -109,21 +109,37 @@ the truth on one path and 4 above on the other, and a softmin entry of
 TORCH_F64_ULPS = ULPS["float64"]
 
 
-KERNELS = ["c", "ops"]
+KERNELS = ["c", "c-portable", "ops"]
 """The NumPy reductions (and torch's, through them) run the C kernel where
-it is built, NumPy operations where it is not: both are tested."""
+it is built, NumPy operations where it is not: both are tested. The C
+kernel's float32 rows run its AVX-512 variant where the CPU has it
+(``_ckernel_avx512.c``), its portable one elsewhere: both are tested too."""
 
 
 @pytest.fixture(params=KERNELS)
 def kernel(request, monkeypatch):
-    """ "c": the C kernel (required in CI); "ops": switched off."""
+    """ "c": the C kernel (required in CI), as the CPU selects it;
+    "c-portable": its portable float32 rows; "ops": switched off."""
     if request.param == "ops":
         monkeypatch.setattr(fnp, "_ck", None)
-    elif fnp._ck is None:
-        if os.environ.get("CI"):
-            pytest.fail("the C kernel is not built (CI has a compiler: it must be)")
-        pytest.skip("the C kernel is not built (no C compiler at install time)")
-    return request.param
+        yield request.param
+        return
+    ck = _ck_or_skip()
+    prev = ck.set_isa("portable") if request.param == "c-portable" else None
+    try:
+        yield request.param
+    finally:
+        if prev is not None:
+            ck.set_isa(prev)
+
+
+def _isa_or_skip(name):
+    """Select the C kernel's float32 variant ``name`` (restored by the caller
+    with the returned previous one); skips where the CPU lacks it."""
+    ck = _ck_or_skip()
+    if name not in ck.isas():
+        pytest.skip(f"this CPU cannot run the {name} kernel")
+    return ck.set_isa(name)
 
 
 def test_c_kernel_is_built_in_ci():
@@ -1079,15 +1095,113 @@ def test_c_kernel_exp_against_mpmath(careful):
         assert out[0] == 5e-324
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_c_kernel_row_lengths_and_layouts(dtype):
-    """Row lengths around the kernel's lanes (8) and chunks (256), rows that
-    need the careful exp (results in the subnormal range), masked (-inf)
-    entries, and rows with a stride (a slice of a wider array): the generic
-    answers."""
+def test_c_kernel_exp16_against_mpmath():
+    """The exp of the float32 AVX-512 kernel (a table of 16, no tail words):
+    within 1.2 ULP of float64 over [-700, 0] (measured: 1.14), exactly 1 at
+    0; far more than float32 results need (2^-24 is 2^29 ULP of float64)."""
+    import mpmath
+
+    ck = _ck_or_skip()
+    if "avx512" not in ck.isas():
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(24)
+    x = np.concatenate(
+        [
+            rng.uniform(-700.0, 0.0, 1500),
+            rng.uniform(-1.0, 0.0, 400),
+            -rng.exponential(1e-3, 200),
+            np.arange(-40, 1) * (np.log(2) / 16),  # table points
+            [0.0, -0.0, -5e-324, -700.0, -1e-17],
+        ]
+    )
+    out = np.empty_like(x)
+    ck.exp16(x, out)
+    mpmath.mp.prec = 120
+    worst = 0.0
+    for xi, yi in zip(x.tolist(), out.tolist(), strict=True):
+        ref = mpmath.exp(xi)
+        spacing = float(np.spacing(np.float64(float(ref))))
+        worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
+    assert worst <= 1.2, worst
+    assert out[-5] == out[-4] == 1.0
+    # clamped to [-700, 0] (the rows never pass anything else)
+    e700 = out[-2]
+    edge = np.array([-800.0, 5.0, -INF])
+    ck.exp16(edge, out[:3])
+    np.testing.assert_array_equal(out[:3], [e700, 1.0, e700])
+    with pytest.raises(ValueError, match="float64 of one size"):
+        ck.exp16(x, np.empty(3))
+
+
+def test_c_kernel_isa_switch():
+    ck = _ck_or_skip()
+    assert "portable" in ck.isas()
+    prev = ck.set_isa("portable")
+    try:
+        assert prev in ck.isas()
+        assert ck.set_isa("portable") == "portable"
+        with pytest.raises(ValueError, match=r"avx512.*portable"):
+            ck.set_isa("sse9")
+        if "avx512" not in ck.isas():
+            with pytest.raises(ValueError, match="no AVX-512"):
+                ck.set_isa("avx512")
+    finally:
+        ck.set_isa(prev)
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "softmax", "log_softmax", "cross_entropy"])
+def test_c_kernel_float32_variants_agree(name):
+    """The AVX-512 and the portable float32 rows: both compute in float64 and
+    round once, so they differ by at most an ULP of float32 (where a result
+    lies within a few ULP of float64 of a rounding boundary), on random rows
+    of every length around the lanes (16) and the unrolled loop (32), and
+    on the special rows."""
     _ck_or_skip()
+    rng = np.random.default_rng(25)
+    rows = [
+        (3.0 * rng.standard_normal((5, n))).astype(np.float32)
+        for n in (1, 15, 16, 17, 31, 32, 33, 100, 1000)
+    ]
+    with np.errstate(over="ignore"):
+        rows.append(SPECIAL_ROWS.astype(np.float32))
+    rows.append(np.array([[0.0, -30.0, -40.0, -110.0, -150.0, -INF]], np.float32))
+    results = {}
+    for isa in ("avx512", "portable"):
+        prev = _isa_or_skip(isa)
+        try:
+            if name == "cross_entropy":
+                res = [
+                    xact.cross_entropy(r, np.arange(len(r)) % r.shape[1], reduction="none")
+                    for r in rows
+                ]
+            else:
+                res = [getattr(xact, name)(r, axis=-1) for r in rows]
+        finally:
+            _ck_or_skip().set_isa(prev)
+        results[isa] = res
+    for a, b in zip(results["avx512"], results["portable"], strict=True):
+        _assert_same(a, b, 1)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "isa"), [("float64", "portable"), ("float32", "avx512"), ("float32", "portable")]
+)
+def test_c_kernel_row_lengths_and_layouts(dtype, isa):
+    """Row lengths around the kernel's lanes (8; 16 and 32 in the float32
+    AVX-512 rows) and chunks (256), rows that need the careful exp (results
+    in the subnormal range), masked (-inf) entries, and rows with a stride (a
+    slice of a wider array): the generic answers."""
+    ck = _ck_or_skip()
+    prev = _isa_or_skip(isa)  # (float64 rows have one kernel)
+    try:
+        _row_lengths_and_layouts(dtype)
+    finally:
+        ck.set_isa(prev)
+
+
+def _row_lengths_and_layouts(dtype):
     rng = np.random.default_rng(22)
-    for n in (1, 2, 7, 8, 9, 15, 17, 255, 256, 257, 513, 1000):
+    for n in (1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 255, 256, 257, 513, 1000):
         x = (5.0 * rng.standard_normal((6, n))).astype(dtype)
         if n > 3:
             x[1, 1] = -720.0  # float64: exp(-720) is subnormal (careful)

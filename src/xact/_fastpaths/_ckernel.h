@@ -1,0 +1,25 @@
+/* Shared by _ckernel.c and _ckernel_avx512.c. */
+#ifndef XACT_CKERNEL_H
+#define XACT_CKERNEL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define XACT_LARGEST 1.7e308 /* xact._fastpaths.LARGEST_MAX */
+
+/* The float32 kernels for AVX-512 (_ckernel_avx512.c); callable only where
+ * xact_avx512_usable() is nonzero. */
+int xact_avx512_usable(void);
+/* The row maximum into *m; 0 for a row left to the caller (a NaN, or
+ * |max| >= XACT_LARGEST). */
+int xact_f32_max(const float *x, Py_ssize_t n, double *m);
+/* R = sum_j exp(x_j - m) - 1, compensated; the terms into w unless NULL. */
+double xact_f32_sum(const float *x, Py_ssize_t n, double m, double *w);
+/* o_j = (float)(w_j * inv) */
+void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o);
+/* o_j = (float)((x_j - m) - lg) */
+void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o);
+/* The exp of the kernel, on float64 clamped to [-700, 0] (for the tests). */
+void xact_exp_avx512(const double *x, double *o, Py_ssize_t n);
+
+#endif
