@@ -112,20 +112,51 @@ TORCH_F64_ULPS = ULPS["float64"]
 KERNELS = ["c", "c-portable", "ops"]
 """The NumPy reductions (and torch's, through them) run the C kernel where
 it is built, NumPy operations where it is not: both are tested. The C
-kernel's float32 rows run its AVX-512 variant where the CPU has it
-(``_ckernel_avx512.c``), its portable one elsewhere: both are tested too."""
+kernel runs two ways besides, both tested too: its float32 rows take its
+AVX-512 variant where the CPU has it (``_ckernel_avx512.c``), its portable
+one elsewhere; and a large call splits its rows over OpenMP threads where
+the extension is built with OpenMP (and not in a fork()ed child), over
+Python threads elsewhere."""
+
+
+class _CkCalls:
+    """The C kernel, recording the threads each call asks for; with
+    ``openmp=False`` it says it has no OpenMP (the rows then split over
+    Python threads, as in a fork()ed child)."""
+
+    def __init__(self, ck, openmp):
+        self._ck = ck
+        self._openmp = openmp
+        self.threads = []
+
+    def openmp(self):
+        return self._openmp and self._ck.openmp()
+
+    def rows(self, *args):
+        self.threads.append(args[6] if len(args) > 6 else 1)
+        return self._ck.rows(*args)
+
+    def cross_entropy(self, *args):
+        self.threads.append(args[6] if len(args) > 6 else 1)
+        return self._ck.cross_entropy(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._ck, name)
 
 
 @pytest.fixture(params=KERNELS)
 def kernel(request, monkeypatch):
-    """ "c": the C kernel (required in CI), as the CPU selects it;
-    "c-portable": its portable float32 rows; "ops": switched off."""
+    """ "c": the C kernel (required in CI), as the CPU and the build select
+    it; "c-portable": its portable float32 rows, and its rows over Python
+    threads; "ops": switched off."""
     if request.param == "ops":
         monkeypatch.setattr(fnp, "_ck", None)
         yield request.param
         return
     ck = _ck_or_skip()
-    prev = ck.set_isa("portable") if request.param == "c-portable" else None
+    portable = request.param == "c-portable"
+    monkeypatch.setattr(fnp, "_ck", _CkCalls(ck, openmp=not portable))
+    prev = ck.set_isa("portable") if portable else None
     try:
         yield request.param
     finally:
@@ -145,6 +176,7 @@ def _isa_or_skip(name):
 def test_c_kernel_is_built_in_ci():
     if os.environ.get("CI"):
         assert fnp._ck is not None, "setup.py did not build xact._fastpaths._ckernel"
+        assert fnp._ck.openmp(), "setup.py built xact._fastpaths._ckernel without OpenMP"
 
 
 def _check_fast_equals_generic(backend, name, dtype):
@@ -756,16 +788,22 @@ def test_numpy_threads_give_the_same_bits(dtype, monkeypatch, kernel):
     used = []
     real_pool = _parallel._get_pool
     monkeypatch.setattr(_parallel, "_get_pool", lambda n: used.append(n) or real_pool(n))
+    c_calls = fnp._ck.threads if isinstance(fnp._ck, _CkCalls) else []
     for name in REDUCTIONS + ELEMENTWISE:
         func = getattr(xact, name)
         kw = {"axis": -1} if name in REDUCTIONS else {}
         monkeypatch.setenv("XACT_NUM_THREADS", "1")
         one = func(x, **kw)
-        assert not used, name
+        assert not used and set(c_calls) <= {1}, name
+        c_calls.clear()
         monkeypatch.setenv("XACT_NUM_THREADS", "3")
         three = func(x, **kw)
-        assert used == [2], name
+        if kernel == "c" and name in REDUCTIONS and fnp._ck.openmp():
+            assert not used and c_calls == [3], name  # one call, an OpenMP team of 3
+        else:
+            assert used == [2], name  # the caller and 2 threads of the pool
         used.clear()
+        c_calls.clear()
         np.testing.assert_array_equal(three, one, err_msg=name)
         with _fastpaths.disabled():
             _assert_same(three, func(x, **kw), ULPS[dtype])
@@ -861,11 +899,14 @@ _numpy.SMALL = 0  # (64x50 would be one block in the calling thread)
 os.environ["XACT_NUM_THREADS"] = "2"
 x = np.random.default_rng(0).standard_normal((64, 50))
 expected = xact.softmax(x)
-assert _parallel._pool is not None  # the parent's pool exists
+# the parent's threads exist: an OpenMP team (built with OpenMP), else the pool
+assert (_numpy._ck is not None and _numpy._ck.openmp()) or _parallel._pool is not None
 r, w = os.pipe()
 pid = os.fork()
-if pid == 0:  # the child: a pool of its own, the same bits
-    ok = _parallel._pool is None and np.array_equal(xact.softmax(x), expected)
+if pid == 0:  # the child: a pool of its own, no OpenMP team, the same bits
+    ok = _parallel._pool is None
+    ok = ok and (_numpy._ck is None or not _numpy._ck.openmp())
+    ok = ok and np.array_equal(xact.softmax(x), expected)
     ok = ok and _parallel._pool is not None
     os.write(w, b"1" if ok else b"0")
     os._exit(0)

@@ -232,6 +232,25 @@ INLINE double xexp(const uint64_t *TAB, double x, const int careful)
     return x < -700.0 ? y3 : y;
 }
 
+/* Threads: where the extension is built with OpenMP, a call may split its
+ * rows over an OpenMP team, chunks handed out as threads come free. Its
+ * threads are those of the process's one libgomp, which PyTorch's CPU
+ * operations use too: right after one of them its threads are spinning,
+ * waiting for work, and take ours at once, where a thread of xact's own
+ * pool would first have to win a core from them.
+ *
+ * libgomp's threads do not survive fork(): a child that starts a team
+ * after its parent did hangs. The child therefore runs every call in one
+ * thread (openmp() is False there, and the Python side splits the rows over
+ * threads of its own). */
+#ifdef _OPENMP
+#include <pthread.h>
+static volatile int omp_usable = 1;
+static void omp_after_fork_in_child(void) { omp_usable = 0; }
+#else
+static const int omp_usable = 0;
+#endif
+
 enum { LSE = 0, SOFTMAX = 1, LOG_SOFTMAX = 2, PARTS = 3 };
 
 /* Compensated sums of non-negative terms, LANES at a time (GCC's vector
@@ -513,11 +532,11 @@ static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
             nbad++;
             continue;
         }
-        double rest = xact_f32_sum(xr, n, m, w);
         if (mode == SOFTMAX) {
-            xact_f32_scale(w, n, 1.0 / (1.0 + rest), (float *)out + i * n);
+            xact_f32_scale(w, n, 1.0 / xact_f32_exps(xr, n, m, w), (float *)out + i * n);
             continue;
         }
+        double rest = xact_f32_sum(xr, n, m);
         double lg = log1p(rest);
         if (mode == LSE) {
             ((float *)out)[i] = (float)(m + lg);
@@ -621,7 +640,7 @@ static void ce_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, const int6
             counts[0]++;
             continue;
         }
-        double lg = log1p(xact_f32_sum(xr, n, m, NULL));
+        double lg = log1p(xact_f32_sum(xr, n, m));
         loss[i] = -(((double)xr[ti] - m) - lg); /* x_t - m: exact */
         counts[2]++;
     }
@@ -636,19 +655,57 @@ static void ce_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
         ce_f32_portable(x, rs, n, t, loss, r0, r1, hi, ig, counts);
 }
 
+static void ce_threads(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
+                       double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
+                       Py_ssize_t *counts, int f64, int threads, Py_ssize_t chunk)
+{
+    if (threads <= 1 || !omp_usable || chunk >= r1 - r0) {
+        if (f64)
+            ce_f64(x, rs, n, t, loss, r0, r1, hi, ig, counts);
+        else
+            ce_f32(x, rs, n, t, loss, r0, r1, hi, ig, counts);
+        return;
+    }
+    if (chunk < 1)
+        chunk = 1;
+    Py_ssize_t nchunks = (r1 - r0 + chunk - 1) / chunk;
+    Py_ssize_t c0 = 0, c1 = 0, c2 = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : c0, c1, c2)
+#endif
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        Py_ssize_t a = r0 + c * chunk, b = a + chunk < r1 ? a + chunk : r1;
+        Py_ssize_t k[3] = {0, 0, 0};
+        if (f64)
+            ce_f64(x, rs, n, t, loss, a, b, hi, ig, k);
+        else
+            ce_f32(x, rs, n, t, loss, a, b, hi, ig, k);
+        c0 += k[0];
+        c1 += k[1];
+        c2 += k[2];
+    }
+    counts[0] += c0;
+    counts[1] += c1;
+    counts[2] += c2;
+}
+
 PyDoc_STRVAR(ce_doc,
-"cross_entropy(x, target, loss, ignore, r0, r1) -> (n_bad, n_invalid, n_counted)\n\n"
+"cross_entropy(x, target, loss, ignore, r0, r1, threads=1, chunk=1)\n"
+"    -> (n_bad, n_invalid, n_counted)\n\n"
 "The loss (float64) of rows r0..r1-1 of the 2-D float32/float64 buffer x\n"
 "(unit stride along a row) with the int64 class indices target; ignore is\n"
 "an int (those rows get -0.0 and do not count) or None. Rows without a\n"
 "finite maximum are counted, not computed; targets out of range are\n"
-"counted, and their loss is NaN.");
+"counted, and their loss is NaN. With threads > 1 (and openmp()), the\n"
+"rows in chunks of chunk rows over that many OpenMP threads.");
 
 static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *xo, *to, *lo, *io;
-    Py_ssize_t r0, r1;
-    if (!PyArg_ParseTuple(args, "OOOOnn:cross_entropy", &xo, &to, &lo, &io, &r0, &r1))
+    Py_ssize_t r0, r1, chunk = 1;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOnn|in:cross_entropy", &xo, &to, &lo, &io, &r0, &r1,
+                          &threads, &chunk))
         return NULL;
     int has_ignore = io != Py_None;
     long long ignore = 0;
@@ -689,12 +746,9 @@ static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
     } else {
         Py_ssize_t counts[3] = {0, 0, 0};
         Py_BEGIN_ALLOW_THREADS
-        if (f64)
-            ce_f64((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
-                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts);
-        else
-            ce_f32((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
-                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts);
+        ce_threads((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
+                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts, f64, threads,
+                   chunk);
         Py_END_ALLOW_THREADS
         result = Py_BuildValue("(nnn)", counts[0], counts[1], counts[2]);
     }
@@ -704,21 +758,49 @@ static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
     return result;
 }
 
+static Py_ssize_t rows_threads(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
+                               unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode,
+                               int f64, int threads, Py_ssize_t chunk)
+{
+    if (threads <= 1 || !omp_usable || chunk >= r1 - r0)
+        return f64 ? rows_f64(x, rs, n, out, bad, r0, r1, mode)
+                   : rows_f32(x, rs, n, out, bad, r0, r1, mode);
+    if (chunk < 1)
+        chunk = 1;
+    Py_ssize_t nchunks = (r1 - r0 + chunk - 1) / chunk;
+    Py_ssize_t nbad = 0, oom = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : nbad, oom)
+#endif
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        Py_ssize_t a = r0 + c * chunk, b = a + chunk < r1 ? a + chunk : r1;
+        Py_ssize_t nb = f64 ? rows_f64(x, rs, n, out, bad, a, b, mode)
+                            : rows_f32(x, rs, n, out, bad, a, b, mode);
+        if (nb < 0)
+            oom++;
+        else
+            nbad += nb;
+    }
+    return oom ? -1 : nbad;
+}
+
 PyDoc_STRVAR(rows_doc,
-"rows(x, out, bad, mode, r0, r1) -> int\n\n"
+"rows(x, out, bad, mode, r0, r1, threads=1, chunk=1) -> int\n\n"
 "Rows r0..r1-1 of the 2-D float32/float64 buffer x (unit stride along a\n"
 "row) into out (C-contiguous: x's dtype with 1 (mode 0, logsumexp) or n\n"
 "(1 softmax, 2 log_softmax) values a row, or float64 with 2 (mode 3: the\n"
 "maximum and log(k + r))). Sets bad[i] = 1 for each row left to the\n"
 "caller (a NaN, or |max| >= 1.7e308) and returns their number. The GIL is\n"
-"released while it runs.");
+"released while it runs. With threads > 1 (and openmp()), the rows in\n"
+"chunks of chunk rows over that many OpenMP threads.");
 
 static PyObject *ck_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *xo, *oo, *bo;
-    int mode;
-    Py_ssize_t r0, r1;
-    if (!PyArg_ParseTuple(args, "OOOinn:rows", &xo, &oo, &bo, &mode, &r0, &r1))
+    int mode, threads = 1;
+    Py_ssize_t r0, r1, chunk = 1;
+    if (!PyArg_ParseTuple(args, "OOOinn|in:rows", &xo, &oo, &bo, &mode, &r0, &r1, &threads,
+                          &chunk))
         return NULL;
     Py_buffer xb, ob, bb;
     if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
@@ -755,12 +837,8 @@ static PyObject *ck_rows(PyObject *Py_UNUSED(self), PyObject *args)
     } else {
         Py_ssize_t nbad;
         Py_BEGIN_ALLOW_THREADS
-        if (f64)
-            nbad = rows_f64((const char *)xb.buf, xb.strides[0], n, (char *)ob.buf,
-                            (unsigned char *)bb.buf, r0, r1, mode);
-        else
-            nbad = rows_f32((const char *)xb.buf, xb.strides[0], n, (char *)ob.buf,
-                            (unsigned char *)bb.buf, r0, r1, mode);
+        nbad = rows_threads((const char *)xb.buf, xb.strides[0], n, (char *)ob.buf,
+                            (unsigned char *)bb.buf, r0, r1, mode, f64, threads, chunk);
         Py_END_ALLOW_THREADS
         if (nbad < 0)
             PyErr_NoMemory();
@@ -879,7 +957,15 @@ static PyObject *ck_isas(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
     return Py_BuildValue("(s)", "portable");
 }
 
+static PyObject *ck_openmp(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
+{
+    return PyBool_FromLong(omp_usable);
+}
+
 static PyMethodDef ck_methods[] = {
+    {"openmp", ck_openmp, METH_NOARGS,
+     "openmp() -> bool: whether rows() and cross_entropy() can split their rows over "
+     "OpenMP threads in this process (built with OpenMP, and not a fork()ed child)."},
     {"exp16", ck_exp16, METH_VARARGS, "exp16(x, out): the float32 AVX-512 kernel's exp."},
     {"set_isa", ck_set_isa, METH_VARARGS, set_isa_doc},
     {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the float32 kernels this CPU can run."},
@@ -900,8 +986,12 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (m == NULL)
         return NULL;
     use_avx512 = xact_avx512_usable();
-    PyObject *all = Py_BuildValue("[ssssss]", "cross_entropy", "exp", "exp16", "isas", "rows",
-                                  "set_isa");
+#ifdef _OPENMP
+    if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
+        omp_usable = 0;
+#endif
+    PyObject *all = Py_BuildValue("[sssssss]", "cross_entropy", "exp", "exp16", "isas",
+                                  "openmp", "rows", "set_isa");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
         Py_XDECREF(all);
         Py_DECREF(m);

@@ -13,8 +13,11 @@ int xact_avx512_usable(void);
 /* The row maximum into *m; 0 for a row left to the caller (a NaN, or
  * |max| >= XACT_LARGEST). */
 int xact_f32_max(const float *x, Py_ssize_t n, double *m);
-/* R = sum_j exp(x_j - m) - 1, compensated; the terms into w unless NULL. */
-double xact_f32_sum(const float *x, Py_ssize_t n, double m, double *w);
+/* R = sum_j exp(x_j - m) - 1, compensated. */
+double xact_f32_sum(const float *x, Py_ssize_t n, double m);
+/* S = sum_j exp(x_j - m) (not compensated; exp to about 1e-11), the terms
+ * into w: for softmax, whose error is that of its terms. */
+double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w);
 /* o_j = (float)(w_j * inv) */
 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o);
 /* o_j = (float)((x_j - m) - lg) */

@@ -267,7 +267,11 @@ def _c_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
     bad = np.zeros(rows, np.uint8)
     code = _C_MODES[mode]
     rows_c = _ck.rows  # type: ignore[union-attr]  # (where c_kernel_built())
-    n_bad = sum(_parallel.split(rows, n, lambda r0, r1: rows_c(x2, out, bad, code, r0, r1)))
+    nt, chunk = _parallel.plan(rows, n)
+    if nt > 1 and _ck.openmp():  # type: ignore[union-attr]
+        n_bad = rows_c(x2, out, bad, code, 0, rows, nt, chunk)
+    else:
+        n_bad = sum(_parallel.share(rows, n, lambda r0, r1: rows_c(x2, out, bad, code, r0, r1)))
     if n_bad:
         if mode == "parts":
             raise _NotFinite
@@ -751,7 +755,13 @@ def c_cross_entropy_loss(
     if ignore is not None and not _INT64[0] <= ignore < _INT64[1]:
         ignore = None  # no int64 target equals it
     ce = _ck.cross_entropy  # type: ignore[union-attr]  # (where c_kernel_built())
-    counts = _parallel.split(n, n_classes, lambda r0, r1: ce(logits, target, loss, ignore, r0, r1))
+    nt, chunk = _parallel.plan(n, n_classes)
+    if nt > 1 and _ck.openmp():  # type: ignore[union-attr]
+        counts = [ce(logits, target, loss, ignore, 0, n, nt, chunk)]
+    else:
+        counts = _parallel.share(
+            n, n_classes, lambda r0, r1: ce(logits, target, loss, ignore, r0, r1)
+        )
     n_bad = n_invalid = count = 0
     for b, i, c in counts:
         n_bad, n_invalid, count = n_bad + b, n_invalid + i, count + c

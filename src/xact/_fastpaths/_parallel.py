@@ -31,13 +31,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["MIN_ELEMENTS", "cores", "num_threads", "split"]
+__all__ = ["CHUNK_ELEMENTS", "MIN_ELEMENTS", "cores", "num_threads", "plan", "share", "split"]
 
 _T = TypeVar("_T")
 
 _ENV = "XACT_NUM_THREADS"
 MIN_ELEMENTS = 1 << 17
 """Each thread gets at least this many elements of work."""
+
+CHUNK_ELEMENTS = 1 << 16
+""":func:`share` hands out chunks of about this many elements."""
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -87,6 +90,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def _threads(n_items: int, item_size: int) -> int:
+    nt = min(n_items, (n_items * item_size) // MIN_ELEMENTS)
+    if nt > 1 and threading.current_thread() is threading.main_thread():
+        return min(nt, num_threads())
+    return 1
+
+
+def plan(n_items: int, item_size: int) -> tuple[int, int]:
+    """The threads and the chunk (in items) of a call that hands out its
+    items in chunks, as :func:`share` does and the C kernel's OpenMP teams:
+    chunks of about :data:`CHUNK_ELEMENTS` elements, and at least two per
+    thread."""
+    nt = _threads(n_items, item_size)
+    per = max(1, min(CHUNK_ELEMENTS // max(item_size, 1), -(-n_items // (2 * nt))))
+    return nt, per
+
+
 def split(n_items: int, item_size: int, work: Callable[[int, int], _T]) -> list[_T]:
     """``work(i0, i1)`` over contiguous ranges that cover ``range(n_items)``,
     in as many threads as pay off; the results in the order of the ranges.
@@ -94,11 +114,7 @@ def split(n_items: int, item_size: int, work: Callable[[int, int], _T]) -> list[
     ``item_size`` is the number of elements of one item (a row's length), by
     which the split is sized. The calling thread runs the last range itself.
     """
-    nt = min(n_items, (n_items * item_size) // MIN_ELEMENTS)
-    if nt > 1 and threading.current_thread() is threading.main_thread():
-        nt = min(nt, num_threads())
-    else:
-        nt = 1
+    nt = _threads(n_items, item_size)
     if nt <= 1:
         return [work(0, n_items)]
     bounds = [n_items * i // nt for i in range(nt + 1)]
@@ -123,3 +139,69 @@ def split(n_items: int, item_size: int, work: Callable[[int, int], _T]) -> list[
         for f in futures:
             f.exception()
     return [f.result() for f in futures] + results
+
+
+class _Chunks:
+    """The chunks of one :func:`share` call: the next one to hand out, and
+    how many are being worked on."""
+
+    def __init__(self, n: int) -> None:
+        self.cond = threading.Condition()
+        self.next = 0
+        self.n = n
+        self.busy = 0
+        self.errors: list[BaseException] = []
+
+
+def share(n_items: int, item_size: int, work: Callable[[int, int], _T]) -> list[_T]:
+    """``work(i0, i1)`` over chunks of about :data:`CHUNK_ELEMENTS` elements
+    that cover ``range(n_items)``, handed out one at a time to the calling
+    thread and the pool's (as many threads as :func:`split` would use); the
+    results in the order of the chunks.
+
+    Unlike :func:`split`, the calling thread never waits for a thread that
+    has not started: where the other cores are busy (PyTorch's OpenMP
+    threads spin for milliseconds after each parallel operation), it takes
+    the chunks itself, and the call costs no more than in one thread. For
+    work whose items are independent (rows of the C kernel), so that the
+    bits do not depend on which thread computes which chunk.
+    """
+    nt, per = plan(n_items, item_size)
+    if nt <= 1:
+        return [work(0, n_items)]
+    bounds = [*range(0, n_items, per), n_items]
+    chunks = _Chunks(len(bounds) - 1)
+    results: list[_T | None] = [None] * chunks.n
+
+    def run() -> None:
+        while True:
+            with chunks.cond:
+                if chunks.next >= chunks.n or chunks.errors:
+                    return
+                i = chunks.next
+                chunks.next += 1
+                chunks.busy += 1
+            try:
+                results[i] = work(bounds[i], bounds[i + 1])
+            except BaseException as exc:  # noqa: BLE001  (raised in the caller, once all stop)
+                with chunks.cond:
+                    chunks.errors.append(exc)
+            finally:
+                with chunks.cond:
+                    chunks.busy -= 1
+                    chunks.cond.notify_all()
+
+    try:
+        pool = _get_pool(nt - 1)
+        for _ in range(nt - 1):
+            pool.submit(contextvars.copy_context().run, run)
+    except RuntimeError:
+        pass  # no new threads (the interpreter is shutting down): all here
+    run()
+    with chunks.cond:
+        # Every chunk is handed out (or one failed): wait for those under
+        # way, which write into the caller's output, not for idle threads.
+        chunks.cond.wait_for(lambda: chunks.busy == 0)
+    if chunks.errors:
+        raise chunks.errors[0]
+    return results  # type: ignore[return-value]  # (every chunk ran)
