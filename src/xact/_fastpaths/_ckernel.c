@@ -251,11 +251,6 @@ static void omp_after_fork_in_child(void) { omp_usable = 0; }
 static const int omp_usable = 0;
 #endif
 
-/* Whether the rows take the AVX-512 kernels of _ckernel_avx512.c (float32
- * rows, float64 softmax's division): set where the CPU has it; set_isa()
- * switches it off for the tests. */
-static int use_avx512 = 0;
-
 enum { LSE = 0, SOFTMAX = 1, LOG_SOFTMAX = 2, PARTS = 3 };
 
 /* Compensated sums of non-negative terms, LANES at a time (GCC's vector
@@ -476,11 +471,7 @@ INLINE Py_ssize_t rows_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, 
                 pass2(xr, n, m, wr, &rest, &k, f64, 1, 1);
             else
                 pass2(xr, n, m, wr, &rest, &k, f64, 0, 1);
-            if (f64 && use_avx512 && !careful) /* (the same bits, except that a
-                subnormal result may be an ULP of 2^-1074 off) */
-                xact_f64_divide((const double *)xr, wr, n, m, k + rest, wr);
-            else
-                divide_row(xr, wr, n, m, k + rest, out + i * n * isz, f64);
+            divide_row(xr, wr, n, m, k + rest, out + i * n * isz, f64);
             continue;
         }
         if (careful)
@@ -517,6 +508,9 @@ CLONES static Py_ssize_t rows_f32_portable(const char *x, Py_ssize_t rs, Py_ssiz
     return rows_impl(x, rs, n, out, bad, r0, r1, mode, 0);
 }
 
+/* Whether the float32 rows take the AVX-512 kernel (_ckernel_avx512.c):
+ * set where the CPU has it; set_isa() switches it off for the tests. */
+static int use_avx512 = 0;
 
 /* rows_impl for float32 with the AVX-512 kernel: the same results to within
  * an ULP of float64 before the rounding to float32. */

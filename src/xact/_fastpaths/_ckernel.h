@@ -22,10 +22,6 @@ double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w);
 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o);
 /* o_j = (float)((x_j - m) - lg) */
 void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o);
-/* o_j = (x_j == m ? 1 : w_j) / d for normal results (softmax, float64); o
- * may be w. */
-void xact_f64_divide(const double *x, const double *w, Py_ssize_t n, double m, double d,
-                     double *o);
 /* The exp of the kernel, on float64 clamped to [-700, 0] (for the tests). */
 void xact_exp_avx512(const double *x, double *o, Py_ssize_t n);
 

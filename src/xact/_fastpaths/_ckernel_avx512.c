@@ -259,26 +259,6 @@ T512 void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, floa
     }
 }
 
-/* o_j = (x_j == m ? 1 : w_j) / d, correctly rounded for normal results,
- * without a division per element: q = w r with r = RN(1/d), then the exact
- * remainder w - q d (one FMA) and q + (w - q d) r, which is RN(w / d)
- * (Markstein's theorem: r is the correctly rounded reciprocal). o may be w. */
-T512 void xact_f64_divide(const double *x, const double *w, Py_ssize_t n, double m, double d,
-                          double *o)
-{
-    const __m512d vm = _mm512_set1_pd(m), vd = _mm512_set1_pd(d), one = _mm512_set1_pd(1.0);
-    const __m512d vr = _mm512_set1_pd(1.0 / d);
-    for (Py_ssize_t j = 0; j < n; j += 8) {
-        __mmask8 k = n - j >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (n - j)) - 1u);
-        __m512d xv = _mm512_maskz_loadu_pd(k, x + j);
-        __m512d a = _mm512_maskz_loadu_pd(k, w + j);
-        a = _mm512_mask_mov_pd(a, _mm512_cmp_pd_mask(xv, vm, _CMP_EQ_OQ), one);
-        __m512d q = _mm512_mul_pd(a, vr);
-        __m512d rem = _mm512_fnmadd_pd(q, vd, a);
-        _mm512_mask_storeu_pd(o + j, k, _mm512_fmadd_pd(rem, vr, q));
-    }
-}
-
 T512 void xact_exp_avx512(const double *x, double *o, Py_ssize_t n)
 {
     const Tab T = tab_load();
@@ -324,10 +304,5 @@ void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o)
     (void)x, (void)n, (void)m, (void)lg, (void)o;
 }
 void xact_exp_avx512(const double *x, double *o, Py_ssize_t n) { (void)x, (void)o, (void)n; }
-void xact_f64_divide(const double *x, const double *w, Py_ssize_t n, double m, double d,
-                     double *o)
-{
-    (void)x, (void)w, (void)n, (void)m, (void)d, (void)o;
-}
 
 #endif
