@@ -851,14 +851,23 @@ static PyObject *ck_rows(PyObject *Py_UNUSED(self), PyObject *args)
     return result;
 }
 
-/* For the tests: exp of each float64 of x into out (careful: the variant
- * with subnormal results). */
-static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
+/* For the tests: the kernels' exp on each float64 of x, into out. */
+static void exp_portable(const double *x, double *o, Py_ssize_t n, int careful)
 {
-    PyObject *xo, *oo;
-    int careful;
-    if (!PyArg_ParseTuple(args, "OOp:exp", &xo, &oo, &careful))
-        return NULL;
+    const uint64_t *T = TAB_PTR;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = x[j];
+        if (careful)
+            o[j] = xexp(T, v < -1100.0 ? -1100.0 : v > 0.0 ? 0.0 : v, 1);
+        else
+            o[j] = xexp(T, v < -700.0 ? -700.0 : v > 0.0 ? 0.0 : v, 0);
+    }
+}
+
+/* kind 0 and 1: the portable exp (1: careful, with subnormal results);
+ * 2: the float32 AVX-512 kernel's, on x clamped to [-700, 0]. */
+static PyObject *exp_into(PyObject *xo, PyObject *oo, int kind, const char *name)
+{
     Py_buffer xb, ob;
     if (PyObject_GetBuffer(xo, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return NULL;
@@ -869,19 +878,12 @@ static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
     PyObject *result = NULL;
     if (!xb.format || !ob.format || strcmp(xb.format, "d") || strcmp(ob.format, "d") ||
         ob.len != xb.len) {
-        PyErr_SetString(PyExc_ValueError, "exp: x and out must be float64 of one size");
+        PyErr_Format(PyExc_ValueError, "%s: x and out must be float64 of one size", name);
     } else {
-        const uint64_t *T = TAB_PTR;
-        const double *x = (const double *)xb.buf;
-        double *o = (double *)ob.buf;
-        Py_ssize_t n = xb.len / 8;
-        for (Py_ssize_t j = 0; j < n; j++) {
-            double v = x[j];
-            if (careful)
-                o[j] = xexp(T, v < -1100.0 ? -1100.0 : v > 0.0 ? 0.0 : v, 1);
-            else
-                o[j] = xexp(T, v < -700.0 ? -700.0 : v > 0.0 ? 0.0 : v, 0);
-        }
+        if (kind == 2)
+            xact_exp_avx512((const double *)xb.buf, (double *)ob.buf, xb.len / 8);
+        else
+            exp_portable((const double *)xb.buf, (double *)ob.buf, xb.len / 8, kind);
         Py_INCREF(Py_None);
         result = Py_None;
     }
@@ -890,8 +892,15 @@ static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
     return result;
 }
 
-/* For the tests: the exp of the float32 AVX-512 kernel, on x clamped to
- * [-700, 0]. */
+static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *oo;
+    int careful;
+    if (!PyArg_ParseTuple(args, "OOp:exp", &xo, &oo, &careful))
+        return NULL;
+    return exp_into(xo, oo, careful, "exp");
+}
+
 static PyObject *ck_exp16(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *xo, *oo;
@@ -901,25 +910,7 @@ static PyObject *ck_exp16(PyObject *Py_UNUSED(self), PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "exp16: this CPU has no AVX-512");
         return NULL;
     }
-    Py_buffer xb, ob;
-    if (PyObject_GetBuffer(xo, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(oo, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&xb);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    if (!xb.format || !ob.format || strcmp(xb.format, "d") || strcmp(ob.format, "d") ||
-        ob.len != xb.len) {
-        PyErr_SetString(PyExc_ValueError, "exp16: x and out must be float64 of one size");
-    } else {
-        xact_exp_avx512((const double *)xb.buf, (double *)ob.buf, xb.len / 8);
-        Py_INCREF(Py_None);
-        result = Py_None;
-    }
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    return result;
+    return exp_into(xo, oo, 2, "exp16");
 }
 
 PyDoc_STRVAR(set_isa_doc,
