@@ -32,7 +32,7 @@ setup(
                 "src/xact/_fastpaths/_ckernel.c",
                 "src/xact/_fastpaths/_ckernel_avx512.c",
             ],
-            depends=["src/xact/_fastpaths/_ckernel.h"],
+            depends=["src/xact/_fastpaths/_ckernel.h", "src/xact/_fastpaths/_xla_ffi.h"],
             extra_compile_args=FLAGS + OPENMP,
             extra_link_args=list(OPENMP),
             optional=True,

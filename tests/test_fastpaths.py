@@ -68,7 +68,9 @@ def _inputs(dtype):
     }
 
 
-def _assert_same(fast, generic, ulps):
+def _same_specials(fast, generic):
+    """The same dtype and shape, NaN and infinities at the same places; the
+    finite mask."""
     fast, generic = np.asarray(fast), np.asarray(generic)
     assert fast.dtype == generic.dtype and fast.shape == generic.shape
     np.testing.assert_array_equal(np.isnan(fast), np.isnan(generic))
@@ -77,7 +79,13 @@ def _assert_same(fast, generic, ulps):
     np.testing.assert_array_equal(
         fast[~fin_f & ~np.isnan(fast)], generic[~fin_g & ~np.isnan(generic)]
     )
-    f, g = fast[fin_f].astype(np.float64), generic[fin_g].astype(np.float64)
+    return fin_f
+
+
+def _assert_same(fast, generic, ulps):
+    fast, generic = np.asarray(fast), np.asarray(generic)
+    fin_f = _same_specials(fast, generic)
+    f, g = fast[fin_f].astype(np.float64), generic[fin_f].astype(np.float64)
     scale = np.maximum(np.abs(f), np.abs(g))
     tiny = np.finfo(fast.dtype).smallest_subnormal
     s = scale.astype(fast.dtype)
@@ -88,6 +96,23 @@ def _assert_same(fast, generic, ulps):
     tol = ulps * spacing.astype(np.float64) + tiny
     bad = np.abs(f - g) > tol
     assert not bad.any(), f"fast {f[bad][:5]} vs generic {g[bad][:5]}"
+
+
+def _assert_at_least_as_close(fast, generic, truth, ulps=1):
+    """Where the generic code itself is less accurate than the fast path:
+    the same special values, and the fast path as close to the (float64)
+    truth as the generic code, to ``ulps``. (XLA's float32 ``log1p`` is a
+    few ULP off, which a cancelling logsumexp amplifies: the generic
+    -0.014674246 for -0.0146743079 is 66 ULP out, where the C kernel,
+    computing in float64, is within 0.5.)"""
+    fast, generic = np.asarray(fast), np.asarray(generic)
+    fin = _same_specials(fast, generic) & np.isfinite(truth)
+    f, g, t = (a[fin].astype(np.float64) for a in (fast, generic, np.asarray(truth)))
+    tiny = np.finfo(fast.dtype).smallest_subnormal
+    with np.errstate(over="ignore"):
+        tol = ulps * np.spacing(np.abs(t).astype(fast.dtype)).astype(np.float64) + tiny
+    bad = np.abs(f - t) > np.abs(g - t) + tol
+    assert not bad.any(), f"fast {f[bad][:5]} vs generic {g[bad][:5]}, truth {t[bad][:5]}"
 
 
 def _both(func, x, **kw):
@@ -191,7 +216,12 @@ def _check_fast_equals_generic(backend, name, dtype):
         f = backend.check(fast, dtype=dtype, shape=g.shape)
         ulps = TORCH_F64_ULPS if backend.name == "torch" and dtype == "float64" else ULPS[dtype]
         try:
-            _assert_same(f, g, ulps)
+            if backend.name == "jax" and dtype == "float32":
+                with _fastpaths.disabled():
+                    truth = func(host.astype(np.float64), **kw)
+                _assert_at_least_as_close(f, g, truth)
+            else:
+                _assert_same(f, g, ulps)
         except AssertionError as exc:
             raise AssertionError(f"{name} {dtype} on {label}: {exc}") from None
 
@@ -403,12 +433,13 @@ def test_jit_keeps_the_twosum_correction():
     import jax.numpy as jnp
 
     x = jnp.asarray([[1e-3, -40.0, -40.0], [0.25, -38.5, -41.0], [-1e-3, -40.0, -45.0]])
-    eager = np.asarray(xact.log_softmax(x))
-    jitted = np.asarray(jax.jit(xact.log_softmax)(x))
-    np.testing.assert_array_equal(jitted, eager)
-    lse_e = np.asarray(xact.logsumexp(x, axis=-1))
-    lse_j = np.asarray(jax.jit(lambda a: xact.logsumexp(a, axis=-1))(x))
-    np.testing.assert_array_equal(lse_j, lse_e)
+    with _fastpaths.disabled():  # (the generic code, as XLA compiles it)
+        eager = np.asarray(xact.log_softmax(x))
+        jitted = np.asarray(jax.jit(xact.log_softmax)(x))
+        np.testing.assert_array_equal(jitted, eager)
+        lse_e = np.asarray(xact.logsumexp(x, axis=-1))
+        lse_j = np.asarray(jax.jit(lambda a: xact.logsumexp(a, axis=-1))(x))
+        np.testing.assert_array_equal(lse_j, lse_e)
     # and the correction is there: without it the first entry is 13 ULP off
     import mpmath
 

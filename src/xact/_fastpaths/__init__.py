@@ -79,6 +79,13 @@ def _backend_for(tp: type) -> ModuleType | None:
         da = sys.modules.get("dask.array")
         if da is not None and issubclass(tp, da.Array):
             from . import _dask as mod
+    elif root in ("jax", "jaxlib"):
+        jax = sys.modules.get("jax")
+        # (a tracer, under jax.jit, vmap or grad, is an instance of jax.Array
+        # but not a subclass of it)
+        tracer = any(c.__name__ == "Tracer" for c in tp.__mro__[1:])
+        if jax is not None and (issubclass(tp, jax.Array) or tracer):
+            from . import _jax as mod
     elif root == "torch":
         torch = sys.modules.get("torch")
         if torch is not None and issubclass(tp, torch.Tensor):

@@ -36,6 +36,7 @@
  * tests).
  */
 #include "_ckernel.h"
+#include "_xla_ffi.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -564,10 +565,11 @@ static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out
  * counts[0..2]: rows left to the caller (no finite maximum; loss not
  * written), targets out of range and not ignored (loss NaN, as torch's
  * generic rule has it; the row is not read), and the rows that count (not
- * ignored). */
+ * ignored). Where bad is not NULL, bad[i] = 1 for each row left to the
+ * caller. */
 INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const int64_t *target,
                     double *loss, Py_ssize_t r0, Py_ssize_t r1, int has_ignore,
-                    int64_t ignore, Py_ssize_t *counts, const int f64)
+                    int64_t ignore, Py_ssize_t *counts, unsigned char *bad, const int f64)
 {
     for (Py_ssize_t i = r0; i < r1; i++) {
         int64_t ti = target[i];
@@ -584,6 +586,8 @@ INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const in
         double m, mn, rest, k;
         if (!scan(xr, n, f64, &m, &mn)) {
             counts[0]++;
+            if (bad)
+                bad[i] = 1;
             continue;
         }
         if (f64 && mn - m < -700.0)
@@ -606,22 +610,23 @@ INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const in
 
 CLONES static void ce_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
                           double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
-                          Py_ssize_t *counts)
+                          Py_ssize_t *counts, unsigned char *bad)
 {
-    ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, 1);
+    ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad, 1);
 }
 
 CLONES static void ce_f32_portable(const char *x, Py_ssize_t rs, Py_ssize_t n,
                                    const int64_t *t, double *loss, Py_ssize_t r0,
-                                   Py_ssize_t r1, int hi, int64_t ig, Py_ssize_t *counts)
+                                   Py_ssize_t r1, int hi, int64_t ig, Py_ssize_t *counts,
+                                   unsigned char *bad)
 {
-    ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, 0);
+    ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad, 0);
 }
 
 /* ce_impl for float32 with the AVX-512 kernel. */
 static void ce_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *target,
                           double *loss, Py_ssize_t r0, Py_ssize_t r1, int has_ignore,
-                          int64_t ignore, Py_ssize_t *counts)
+                          int64_t ignore, Py_ssize_t *counts, unsigned char *bad)
 {
     for (Py_ssize_t i = r0; i < r1; i++) {
         int64_t ti = target[i];
@@ -638,6 +643,8 @@ static void ce_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, const int6
         double m;
         if (!xact_f32_max(xr, n, &m)) {
             counts[0]++;
+            if (bad)
+                bad[i] = 1;
             continue;
         }
         double lg = log1p(xact_f32_sum(xr, n, m));
@@ -647,23 +654,25 @@ static void ce_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, const int6
 }
 
 static void ce_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t, double *loss,
-                   Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig, Py_ssize_t *counts)
+                   Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig, Py_ssize_t *counts,
+                   unsigned char *bad)
 {
     if (use_avx512)
-        ce_f32_avx512(x, rs, n, t, loss, r0, r1, hi, ig, counts);
+        ce_f32_avx512(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad);
     else
-        ce_f32_portable(x, rs, n, t, loss, r0, r1, hi, ig, counts);
+        ce_f32_portable(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad);
 }
 
 static void ce_threads(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
                        double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
-                       Py_ssize_t *counts, int f64, int threads, Py_ssize_t chunk)
+                       Py_ssize_t *counts, unsigned char *bad, int f64, int threads,
+                       Py_ssize_t chunk)
 {
     if (threads <= 1 || !omp_usable || chunk >= r1 - r0) {
         if (f64)
-            ce_f64(x, rs, n, t, loss, r0, r1, hi, ig, counts);
+            ce_f64(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad);
         else
-            ce_f32(x, rs, n, t, loss, r0, r1, hi, ig, counts);
+            ce_f32(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad);
         return;
     }
     if (chunk < 1)
@@ -677,9 +686,9 @@ static void ce_threads(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t
         Py_ssize_t a = r0 + c * chunk, b = a + chunk < r1 ? a + chunk : r1;
         Py_ssize_t k[3] = {0, 0, 0};
         if (f64)
-            ce_f64(x, rs, n, t, loss, a, b, hi, ig, k);
+            ce_f64(x, rs, n, t, loss, a, b, hi, ig, k, bad);
         else
-            ce_f32(x, rs, n, t, loss, a, b, hi, ig, k);
+            ce_f32(x, rs, n, t, loss, a, b, hi, ig, k, bad);
         c0 += k[0];
         c1 += k[1];
         c2 += k[2];
@@ -747,8 +756,8 @@ static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
         Py_ssize_t counts[3] = {0, 0, 0};
         Py_BEGIN_ALLOW_THREADS
         ce_threads((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
-                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts, f64, threads,
-                   chunk);
+                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts, NULL, f64,
+                   threads, chunk);
         Py_END_ALLOW_THREADS
         result = Py_BuildValue("(nnn)", counts[0], counts[1], counts[2]);
     }
@@ -849,6 +858,205 @@ static PyObject *ck_rows(PyObject *Py_UNUSED(self), PyObject *args)
     PyBuffer_Release(&ob);
     PyBuffer_Release(&bb);
     return result;
+}
+
+/* ------------------------------------------------------------------------
+ * XLA FFI handlers: the same rows, as custom calls of JAX programs on the
+ * CPU (xact/_fastpaths/_jax.py registers them with jax.ffi). XLA hands the
+ * handler dense row-major buffers; the rows are the last axis, every
+ * leading axis (a vmap batch included) counts rows. The attributes are
+ * integer scalars, computed from the static shapes when the call is
+ * traced. Errors (which only a wrong call from _jax.py could cause) go
+ * back to XLA, which raises them in Python. */
+
+static xact_ffi_error *ffi_error(const xact_ffi_call_frame *f, xact_ffi_error_code code,
+                                 const char *msg)
+{
+    xact_ffi_error_create_args a;
+    a.struct_size = XACT_FFI_STRUCT_SIZE(xact_ffi_error_create_args, errc);
+    a.extension_start = NULL;
+    a.message = msg;
+    a.errc = code;
+    return f->api->error_create(&a);
+}
+
+/* 0 where there is nothing to compute: a query of the handler's metadata
+ * (the API version it was built for, no traits), or a stage other than
+ * execution. */
+static int ffi_executes(xact_ffi_call_frame *f)
+{
+    xact_ffi_extension *ext = f->extension_start;
+    if (ext != NULL && ext->type == XACT_FFI_EXTENSION_METADATA) {
+        xact_ffi_metadata *md = ((xact_ffi_metadata_extension *)ext)->metadata;
+        md->api_version.struct_size = XACT_FFI_STRUCT_SIZE(xact_ffi_api_version, minor_version);
+        md->api_version.extension_start = NULL;
+        md->api_version.major_version = XACT_FFI_API_MAJOR;
+        md->api_version.minor_version = XACT_FFI_API_MINOR;
+        md->traits = 0;
+        return 0;
+    }
+    return f->stage == XACT_FFI_STAGE_EXECUTE;
+}
+
+/* The integer scalar attribute called name into *v (0: there is none). */
+static int ffi_int_attr(const xact_ffi_call_frame *f, const char *name, int64_t *v)
+{
+    size_t len = strlen(name);
+    for (int64_t i = 0; i < f->attrs.size; i++) {
+        const xact_ffi_bytes *s = f->attrs.names[i];
+        if (f->attrs.types[i] != XACT_FFI_ATTR_SCALAR || s->len != len ||
+            memcmp(s->ptr, name, len) != 0)
+            continue;
+        const xact_ffi_scalar *sc = (const xact_ffi_scalar *)f->attrs.attrs[i];
+        if (sc->dtype == XACT_FFI_S32) {
+            *v = *(const int32_t *)sc->value;
+            return 1;
+        }
+        if (sc->dtype == XACT_FFI_S64) {
+            *v = *(const int64_t *)sc->value;
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* The buffers of a call: nargs arguments, then nrets results. */
+static int ffi_buffers(const xact_ffi_call_frame *f, int nargs, int nrets,
+                       xact_ffi_buffer **b)
+{
+    if (f->args.size != nargs || f->rets.size != nrets)
+        return 0;
+    for (int i = 0; i < nargs + nrets; i++) {
+        const xact_ffi_args *list = i < nargs ? &f->args : &f->rets;
+        int j = i < nargs ? i : i - nargs;
+        if (list->types[j] != 1) /* a buffer */
+            return 0;
+        b[i] = (xact_ffi_buffer *)list->args[j];
+    }
+    return 1;
+}
+
+static int64_t ffi_count(const xact_ffi_buffer *b, int64_t skip_last)
+{
+    int64_t c = 1;
+    for (int64_t d = 0; d < b->rank - skip_last; d++)
+        c *= b->dims[d];
+    return c;
+}
+
+/* rows: x (float32/float64, the rows along its last axis) -> out (x's
+ * dtype: a value a row for mode 0, else x's shape) and bad (uint8, a byte
+ * a row: 1 for the rows left to the caller). Attributes: mode (0
+ * logsumexp, 1 softmax, 2 log_softmax), threads, chunk. */
+static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f)
+{
+    if (!ffi_executes(f))
+        return NULL;
+    xact_ffi_buffer *b[3];
+    int64_t mode, threads, chunk;
+    if (!ffi_buffers(f, 1, 2, b) || !ffi_int_attr(f, "mode", &mode) ||
+        !ffi_int_attr(f, "threads", &threads) || !ffi_int_attr(f, "chunk", &chunk))
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_rows: takes one buffer, returns two, and needs the attributes "
+                         "mode, threads and chunk");
+    const xact_ffi_buffer *x = b[0], *out = b[1], *bad = b[2];
+    int f64 = x->dtype == XACT_FFI_F64;
+    if (x->rank < 1 || !(f64 || x->dtype == XACT_FFI_F32) || out->dtype != x->dtype ||
+        bad->dtype != XACT_FFI_U8 || mode < LSE || mode > LOG_SOFTMAX)
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_rows: x must be float32 or float64 with at least one axis, out "
+                         "of its dtype, bad uint8, and mode 0, 1 or 2");
+    int64_t rows = ffi_count(x, 1), n = x->dims[x->rank - 1];
+    if (ffi_count(out, 0) != rows * (mode == LSE ? 1 : n) || ffi_count(bad, 0) != rows)
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT, "xact_rows: out or bad has a wrong size");
+    if (rows == 0)
+        return NULL;
+    if (n == 0) /* (the caller declines empty rows; here they are all bad) */
+        return memset(bad->data, 1, (size_t)rows), NULL;
+    memset(bad->data, 0, (size_t)rows);
+    Py_ssize_t nbad = rows_threads((const char *)x->data, n * (f64 ? 8 : 4), n, (char *)out->data,
+                                   (unsigned char *)bad->data, 0, rows, (int)mode, f64,
+                                   (int)threads, chunk);
+    if (nbad < 0)
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
+    return NULL;
+}
+
+/* cross_entropy: logits (float32/float64, (..., C): the rows along the last
+ * axis) and target (int32/int64, a class index a row) -> loss (the logits'
+ * dtype, a value a row: -0.0 where ignored, NaN where the target is out of
+ * range) and bad (uint8, a byte a row: 1 for the rows left to the caller).
+ * Attributes: has_ignore, ignore, threads, chunk. */
+static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
+{
+    if (!ffi_executes(f))
+        return NULL;
+    xact_ffi_buffer *b[4];
+    int64_t has_ignore, ignore, threads, chunk;
+    if (!ffi_buffers(f, 2, 2, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
+        !ffi_int_attr(f, "ignore", &ignore) || !ffi_int_attr(f, "threads", &threads) ||
+        !ffi_int_attr(f, "chunk", &chunk))
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_cross_entropy: takes two buffers, returns two, and needs the "
+                         "attributes has_ignore, ignore, threads and chunk");
+    const xact_ffi_buffer *x = b[0], *t = b[1], *loss = b[2], *bad = b[3];
+    int f64 = x->dtype == XACT_FFI_F64;
+    int t64 = t->dtype == XACT_FFI_S64;
+    if (x->rank < 1 || !(f64 || x->dtype == XACT_FFI_F32) || !(t64 || t->dtype == XACT_FFI_S32) ||
+        loss->dtype != x->dtype || bad->dtype != XACT_FFI_U8)
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_cross_entropy: logits must be float32 or float64, target int32 "
+                         "or int64, loss of the logits' dtype, and bad uint8");
+    int64_t rows = ffi_count(x, 1), n = x->dims[x->rank - 1];
+    if (ffi_count(t, 0) != rows || ffi_count(loss, 0) != rows || ffi_count(bad, 0) != rows)
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_cross_entropy: target, loss and bad need a value a row of logits");
+    if (rows == 0)
+        return NULL;
+    memset(bad->data, 0, (size_t)rows);
+    const int64_t *target = (const int64_t *)t->data;
+    int64_t *wide = NULL;
+    double *l64 = f64 ? (double *)loss->data : NULL;
+    if (!t64)
+        target = wide = (int64_t *)malloc((size_t)rows * sizeof(int64_t));
+    if (!f64)
+        l64 = (double *)malloc((size_t)rows * sizeof(double));
+    if (target == NULL || l64 == NULL || n == 0) {
+        free(wide);
+        if (!f64)
+            free(l64);
+        if (n == 0) /* (the caller declines empty rows; here they are all bad) */
+            return memset(bad->data, 1, (size_t)rows), NULL;
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
+    }
+    if (!t64)
+        for (int64_t i = 0; i < rows; i++)
+            wide[i] = ((const int32_t *)t->data)[i];
+    Py_ssize_t counts[3] = {0, 0, 0};
+    ce_threads((const char *)x->data, n * (f64 ? 8 : 4), n, target, l64, 0, rows,
+               has_ignore != 0, ignore, counts, (unsigned char *)bad->data, f64, (int)threads,
+               chunk);
+    if (!f64) {
+        float *lo = (float *)loss->data;
+        const unsigned char *bd = (const unsigned char *)bad->data;
+        for (int64_t i = 0; i < rows; i++)
+            lo[i] = bd[i] ? 0.0f : (float)l64[i];
+        free(l64);
+    }
+    free(wide);
+    return NULL;
+}
+
+/* A PyCapsule of each handler, for jax.ffi.register_ffi_target. */
+static PyObject *ck_xla_handlers(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
+{
+    PyObject *rows = PyCapsule_New((void *)ffi_rows, NULL, NULL);
+    PyObject *ce = rows ? PyCapsule_New((void *)ffi_cross_entropy, NULL, NULL) : NULL;
+    PyObject *d = ce ? Py_BuildValue("{sOsO}", "xact_rows", rows, "xact_cross_entropy", ce) : NULL;
+    Py_XDECREF(rows);
+    Py_XDECREF(ce);
+    return d;
 }
 
 /* For the tests: the kernels' exp on each float64 of x, into out. */
@@ -961,6 +1169,9 @@ static PyMethodDef ck_methods[] = {
     {"set_isa", ck_set_isa, METH_VARARGS, set_isa_doc},
     {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the float32 kernels this CPU can run."},
     {"rows", ck_rows, METH_VARARGS, rows_doc},
+    {"xla_handlers", ck_xla_handlers, METH_NOARGS,
+     "xla_handlers() -> dict: the XLA FFI handlers (PyCapsules) of rows and cross_entropy, "
+     "for jax.ffi.register_ffi_target on the CPU."},
     {"cross_entropy", ck_cross_entropy, METH_VARARGS, ce_doc},
     {"exp", ck_exp, METH_VARARGS, "exp(x, out, careful): the kernel's exp, for the tests."},
     {NULL, NULL, 0, NULL},
@@ -981,8 +1192,8 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[sssssss]", "cross_entropy", "exp", "exp16", "isas",
-                                  "openmp", "rows", "set_isa");
+    PyObject *all = Py_BuildValue("[ssssssss]", "cross_entropy", "exp", "exp16", "isas",
+                                  "openmp", "rows", "set_isa", "xla_handlers");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
         Py_XDECREF(all);
         Py_DECREF(m);

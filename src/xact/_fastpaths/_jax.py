@@ -1,0 +1,377 @@
+"""JAX fast paths: the C kernel as an XLA custom call on the CPU.
+
+Under ``jax.jit`` the generic code compiles to a dozen fused loops; XLA
+cannot fuse the TwoSum shift, the counted maxima and the compensated sum
+into the two passes of ``jax.nn.logsumexp``, so the generic reductions take
+2-8 times its time on the CPU. Here the reductions (``logsumexp``,
+``softmax``, ``log_softmax``, ``softmin``) and ``cross_entropy`` with class
+indices call the rows of ``_ckernel.c`` instead, registered with
+``jax.ffi`` as the custom calls ``xact_rows`` and ``xact_cross_entropy``:
+the same kernel, the same bits as the NumPy fast path.
+
+* **Where.** ``jax.lax.platform_dependent`` picks the custom call when the
+  program is lowered for the CPU, the generic code for any other platform
+  (a GPU, a TPU), so one traced function serves both.
+* **Special rows.** The kernel leaves rows without a finite maximum (and
+  those with ``|max| >= 1.7e308``) to the caller and flags them. A
+  ``jax.lax.cond`` on "any row flagged" then recomputes them with the
+  generic code, which defines their values; it costs one pass over the
+  flags when none is (under ``vmap`` the ``cond`` becomes a select, and
+  the generic code runs too).
+* **Derivatives.** Each function is a ``jax.custom_jvp`` whose rule is the
+  JVP of the generic code, so ``grad``, ``jvp``, ``vjp`` and ``hessian`` see
+  exactly the generic derivatives (and values).
+* **vmap.** The custom calls count every leading axis as rows, so a batch
+  is more rows (``vmap_method="broadcast_all"``).
+* **Threads.** A large call splits its rows over an OpenMP team, sized at
+  trace time from the static shapes as for NumPy (``XACT_NUM_THREADS``).
+
+Declined (the generic code runs): other dtypes, empty arrays, rows longer
+than ``MAX_ROW``, ``where=``/``b=``/``return_sign``/temperature, tuples
+of several axes, weights, smoothing, probability targets; and everything
+when the C kernel is not built or the custom calls do not register and
+run (checked once, on a one-row call).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _numpy, _parallel, disabled, plain_cross_entropy
+
+__all__ = ["cross_entropy", "log_softmax", "logsumexp", "softmax", "softmin"]
+
+_MODES = {"logsumexp": 0, "softmax": 1, "log_softmax": 2}
+_READY: bool | None = None
+_LOCK = threading.Lock()
+_INT64 = (-(2**63), 2**63)
+
+
+def _register() -> bool:
+    """Register the custom calls and run each once on the CPU; False where
+    either fails (no C kernel, a jax without ``jax.ffi``, an XLA that
+    refuses the handlers)."""
+    ck = _numpy._ck
+    if ck is None or not hasattr(ck, "xla_handlers"):
+        return False
+    jax = _jax()
+
+    ffi = getattr(jax, "ffi", None)
+    if ffi is None:  # pragma: no cover - jax < 0.4.38
+        return False
+    try:
+        for name, capsule in ck.xla_handlers().items():
+            ffi.register_ffi_target(name, capsule, platform="cpu")
+        cpu = jax.devices("cpu")[0]
+        # (run now, also where the first call is being traced under jit)
+        with jax.ensure_compile_time_eval():
+            x = jax.device_put(np.asarray([[0.0, 1.0]], np.float32), cpu)
+            t = jax.device_put(np.asarray([1], np.int32), cpu)
+            lse, bad = jax.jit(_ffi_rows, static_argnums=1)(x, 0)
+            loss, bad_ce = jax.jit(_ffi_cross_entropy, static_argnums=2)(x, t, None)
+            lse, loss = np.asarray(lse), np.asarray(loss)
+            bad, bad_ce = np.asarray(bad), np.asarray(bad_ce)
+        want = math.log1p(math.exp(-1.0))
+        ok = abs(lse[0] - (1 + want)) < 1e-6 and abs(loss[0] - want) < 1e-6
+        return bool(ok and bad[0] == 0 and bad_ce[0] == 0)
+    except Exception:  # noqa: BLE001  (any failure: the generic code runs)
+        return False
+
+
+def _ready() -> bool:
+    """Whether the custom calls are registered and work (checked once)."""
+    global _READY
+    if _READY is None:
+        with _LOCK:
+            if _READY is None:
+                _READY = _register()
+    return _READY
+
+
+def _jax() -> Any:
+    """jax, as an untyped module (its annotations are not checked here)."""
+    import jax
+
+    return jax
+
+
+def _jnp() -> Any:
+    return _jax().numpy
+
+
+def _float(x: Any) -> bool:
+    jnp = _jnp()
+    return x.dtype in (jnp.float32, jnp.float64)
+
+
+def _plan(rows: int, n: int) -> tuple[Any, Any]:
+    nt, chunk = _parallel.plan(rows, n)
+    return np.int32(nt), np.int64(chunk)
+
+
+def _ffi_rows(xt: Any, mode: int) -> Any:
+    """The kernel on the rows of ``xt`` (along its last axis)."""
+    jax = _jax()
+
+    jnp = _jnp()
+    lead = xt.shape[:-1]
+    out_shape = lead if mode == 0 else xt.shape
+    nt, chunk = _plan(math.prod(lead), xt.shape[-1])
+    call = jax.ffi.ffi_call(
+        "xact_rows",
+        (jax.ShapeDtypeStruct(out_shape, xt.dtype), jax.ShapeDtypeStruct(lead, jnp.uint8)),
+        vmap_method="broadcast_all",
+    )
+    return call(xt, mode=np.int32(mode), threads=nt, chunk=chunk)
+
+
+def _int_dtype(t: Any) -> Any:
+    """The target's dtype for the kernel: int64 where JAX has it, else int32."""
+    jax = _jax()
+
+    jnp = _jnp()
+    return jnp.int64 if jax.config.read("jax_enable_x64") else jnp.int32
+
+
+def _ffi_cross_entropy(logits: Any, t: Any, ignore_index: int | None) -> Any:
+    """Each sample's loss (in the logits' dtype) and the rows the kernel
+    leaves to the caller; ``t`` is int32 or int64."""
+    jax = _jax()
+
+    jnp = _jnp()
+    lead = logits.shape[:-1]
+    has_ignore = ignore_index is not None and _INT64[0] <= ignore_index < _INT64[1]
+    ignore = np.int64(ignore_index if ignore_index is not None and has_ignore else 0)
+    nt, chunk = _plan(math.prod(lead), logits.shape[-1])
+    call = jax.ffi.ffi_call(
+        "xact_cross_entropy",
+        (jax.ShapeDtypeStruct(lead, logits.dtype), jax.ShapeDtypeStruct(lead, jnp.uint8)),
+        vmap_method="broadcast_all",
+    )
+    return call(
+        logits,
+        t,
+        has_ignore=np.int32(has_ignore),
+        ignore=ignore,
+        threads=nt,
+        chunk=chunk,
+    )
+
+
+# --------------------------------------------------------------------------
+# The log-sum-exp family
+
+
+def _generic_rows(func: str, xt: Any) -> Any:
+    import xact
+
+    with disabled():
+        return getattr(xact, func)(xt, axis=-1)
+
+
+def _cpu_rows(func: str, xt: Any) -> Any:
+    jax = _jax()
+
+    jnp = _jnp()
+    out, bad = _ffi_rows(xt, _MODES[func])
+    flagged = bad != 0
+    if func != "logsumexp":
+        flagged = flagged[..., None]
+    return jax.lax.cond(
+        jnp.any(bad != 0),
+        lambda: jnp.where(flagged, _generic_rows(func, xt), out),
+        lambda: out,
+    )
+
+
+@functools.cache
+def _rows_fn(func: str) -> Callable[[Any], Any]:
+    """``func`` along the last axis: the custom call on the CPU, the generic
+    code elsewhere and for every derivative."""
+    jax = _jax()
+    generic = functools.partial(_generic_rows, func)
+    cpu = functools.partial(_cpu_rows, func)
+    rows = jax.custom_jvp(lambda xt: jax.lax.platform_dependent(xt, cpu=cpu, default=generic))
+    rows.defjvp(lambda primals, tangents: jax.jvp(generic, primals, tangents))
+    return rows  # type: ignore[no-any-return]
+
+
+def _along(func: str, x: Any, axis: int | None, keepdims: bool) -> Any:
+    jnp = _jnp()
+    if func == "softmin":
+        # softmax(-x): negation is exact and swaps the infinities, as
+        # softmin's rules do; derivatives flow through it.
+        func, x = "softmax", -x
+    rows = _rows_fn(func)
+    if axis is None:  # (logsumexp only) one row of every element
+        out = rows(jnp.reshape(x, (1, -1)))[0]
+        return jnp.reshape(out, (1,) * x.ndim) if keepdims else out
+    last = x.ndim - 1
+    xt = x if axis == last else jnp.moveaxis(x, axis, -1)
+    out = rows(xt)
+    if func == "logsumexp":
+        return jnp.expand_dims(out, axis) if keepdims else out
+    return out if axis == last else jnp.moveaxis(out, -1, axis)
+
+
+@functools.cache
+def _jitted(func: str, axis: int | None, keepdims: bool) -> Callable[[Any], Any]:
+    jax = _jax()
+    return jax.jit(functools.partial(_along, func, axis=axis, keepdims=keepdims))  # type: ignore[no-any-return]
+
+
+def _axis(x: Any, axis: Any) -> int | None:
+    """The one reduced axis (normalised), or None where the path declines."""
+    if type(axis) is tuple:
+        if len(axis) != 1:
+            return None
+        (axis,) = axis
+    if type(axis) is not int or not -x.ndim <= axis < x.ndim:
+        return None
+    return axis % int(x.ndim)
+
+
+def _usable(x: Any, n: int) -> bool:
+    return _float(x) and x.ndim >= 1 and x.size > 0 and n <= _numpy.MAX_ROW and _ready()
+
+
+def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, where: Any) -> Any:
+    if b is not None or where is not None or return_sign or type(keepdims) is not bool:
+        return NotImplemented
+    if axis is None:
+        if not _usable(x, x.size):
+            return NotImplemented
+        return _jitted("logsumexp", None, keepdims)(x)
+    ax = _axis(x, axis)
+    if ax is None or not _usable(x, x.shape[ax]):
+        return NotImplemented
+    return _jitted("logsumexp", ax, keepdims)(x)
+
+
+def _normalise(func: str, x: Any, axis: Any, where: Any, temperature: Any) -> Any:
+    if where is not None or type(temperature) not in (int, float) or temperature != 1:
+        return NotImplemented
+    ax = _axis(x, axis)
+    if ax is None or not _usable(x, x.shape[ax]):
+        return NotImplemented
+    return _jitted(func, ax, False)(x)
+
+
+def softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    return _normalise("softmax", x, axis, where, temperature)
+
+
+def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    return _normalise("log_softmax", x, axis, where, temperature)
+
+
+def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    return _normalise("softmin", x, axis, where, temperature)
+
+
+# --------------------------------------------------------------------------
+# cross_entropy with class indices
+
+
+def _generic_ce(logits: Any, t: Any, ignore_index: int | None, reduction: str) -> Any:
+    import xact
+
+    with disabled():
+        return xact.cross_entropy(logits, t, ignore_index=ignore_index, reduction=reduction)
+
+
+def _cpu_ce(logits: Any, t: Any, ignore_index: int | None, reduction: str) -> Any:
+    """As the generic code: -0.0 for the ignored samples, NaN for targets out
+    of range (and in the mean's denominator), the weighted mean's 0 for a
+    batch with nothing to count."""
+    jax = _jax()
+
+    from .._reduction import safe_mean
+
+    jnp = _jnp()
+    loss, bad = _ffi_cross_entropy(logits, t, ignore_index)
+    if reduction == "none":
+        fast = loss
+    elif reduction == "sum":
+        fast = jnp.sum(loss)
+    else:
+        info = jnp.iinfo(t.dtype)
+        in_range = (t >= 0) & (t < logits.shape[-1])
+        if ignore_index is not None and info.min <= ignore_index <= info.max:
+            ignored = t == ignore_index
+            active, out_of_range = in_range & ~ignored, ~in_range & ~ignored
+        else:
+            active, out_of_range = in_range, ~in_range
+        nan = jnp.asarray(math.nan, loss.dtype)
+        den = jnp.where(out_of_range, nan, active.astype(loss.dtype))
+        fast = safe_mean(jnp, jnp.sum(loss), jnp.sum(den))
+    return jax.lax.cond(
+        jnp.any(bad != 0),
+        lambda: _generic_ce(logits, t, ignore_index, reduction),
+        lambda: fast,
+    )
+
+
+@functools.cache
+def _ce_fn(ignore_index: int | None, reduction: str) -> Callable[[Any, Any], Any]:
+    jax = _jax()
+
+    def generic(logits: Any, t: Any) -> Any:
+        return _generic_ce(logits, t, ignore_index, reduction)
+
+    def fast(logits: Any, t: Any) -> Any:
+        return _cpu_ce(logits, t, ignore_index, reduction)
+
+    def jvp(primals: Any, tangents: Any) -> Any:
+        logits, t = primals
+        return jax.jvp(lambda lg: generic(lg, t), (logits,), (tangents[0],))
+
+    ce = jax.custom_jvp(
+        lambda logits, t: jax.lax.platform_dependent(logits, t, cpu=fast, default=generic)
+    )
+    ce.defjvp(jvp)
+    return jax.jit(ce)  # type: ignore[no-any-return]
+
+
+def cross_entropy(
+    logits: Any,
+    *,
+    target: Any,
+    axis: Any,
+    weight: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    reduction: Any,
+    where: Any,
+) -> Any:
+    """``(N, C)`` logits, ``(N,)`` signed integer class indices, no weight,
+    mask or smoothing: each sample's loss from the kernel's row maximum
+    and ``log(k + r)``, without the log-probabilities of the other classes
+    ever being written (see :func:`._numpy.cross_entropy`)."""
+    jax = sys.modules.get("jax")
+    jnp = _jnp()
+    if (
+        jax is None
+        or not plain_cross_entropy(weight, ignore_index, label_smoothing, reduction, where)
+        or not _float(logits)
+        or logits.ndim != 2
+        or type(axis) is not int
+        or axis not in (-1, 1)
+        or not isinstance(target, jax.Array)
+        or not jnp.issubdtype(target.dtype, jnp.signedinteger)
+        or tuple(target.shape) != (logits.shape[0],)
+        or not _usable(logits, logits.shape[1])
+    ):
+        return NotImplemented
+    it = _int_dtype(target)
+    if jnp.iinfo(target.dtype).bits > jnp.iinfo(it).bits:  # pragma: no cover - int64 is x64
+        return NotImplemented
+    t = target if target.dtype == it else target.astype(it)
+    return _ce_fn(ignore_index, reduction)(logits, t)

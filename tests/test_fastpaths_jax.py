@@ -1,0 +1,262 @@
+"""The JAX fast paths: the C kernel as an XLA custom call on the CPU.
+
+``test_fastpaths.test_fast_equals_generic[jax-*]`` compares every reduction
+with the generic code on the random and special inputs (eagerly, which
+runs the fast path's own jit). Here: that the custom call is what runs
+(and only on the CPU), under ``jit``, ``vmap`` and ``grad``; the special
+rows under ``jit``; ``cross_entropy``; the thread split; and the fallback
+where the custom calls are not available.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import xact
+from test_fastpaths import (
+    ULPS,
+    _assert_at_least_as_close,
+    _assert_same,
+    _both,
+    _inputs,
+    _random,
+    _same_specials,
+)
+from xact import _fastpaths
+from xact._fastpaths import _numpy as fnp
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+jnp = jax.numpy
+
+if fnp._ck is None:  # pragma: no cover - CI builds the kernel
+    pytest.skip("the C kernel is not built", allow_module_level=True)
+from xact._fastpaths import _jax as fj  # noqa: E402  (after the kernel check)
+
+INF, NAN = math.inf, math.nan
+NAMES = ["logsumexp", "softmax", "log_softmax", "softmin"]
+
+
+def _fn(name, axis=-1):
+    f = getattr(xact, name)
+    return lambda a: f(a, axis=axis)
+
+
+def _compare(fast, generic, dtype, truth=None):
+    fast, generic = np.asarray(fast), np.asarray(generic)
+    if dtype == "float32" and truth is not None:
+        _assert_at_least_as_close(fast, generic, np.asarray(truth))
+    else:
+        _assert_same(fast, generic, ULPS[dtype])
+
+
+def _generic(f, *args):
+    with _fastpaths.disabled():
+        return f(*args)
+
+
+def test_custom_call_is_taken_on_the_cpu_only():
+    assert fj._ready()
+    x = jnp.asarray(_random((8, 5), "float32"))
+    t = jnp.asarray([0, 1, 2, 3, 4, 0, 1, 2])
+    for f, args in [
+        (xact.softmax, (x,)),
+        (xact.log_softmax, (x,)),
+        (lambda a: xact.logsumexp(a, axis=0), (x,)),
+        (lambda a: xact.softmin(a, axis=0), (x,)),
+        (lambda a, b: xact.cross_entropy(a, b), (x, t)),
+    ]:
+        traced = jax.jit(f).trace(*args)
+        assert "xact_" in traced.lower().as_text()
+        # Lowered for a GPU, the same function is the generic code.
+        gpu = traced.lower(lowering_platforms=("cuda",)).as_text()
+        assert "xact_" not in gpu and "stablehlo.exponential" in gpu
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", NAMES)
+def test_under_jit_with_special_rows(name, dtype):
+    """Special rows (the kernel leaves them to the generic code through a
+    lax.cond) and ordinary ones, in one jitted call, along either axis."""
+    host = _inputs(dtype)["many_rows"]
+    for axis, h in ((-1, host), (0, np.ascontiguousarray(host.T))):
+        f = _fn(name, axis)
+        x = jnp.asarray(h)
+        fast = jax.jit(f)(x)
+        generic = _generic(jax.jit(f), x)
+        truth = _generic(f, h.astype(np.float64))
+        _compare(fast, generic, dtype, truth)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vmap_is_more_rows(name):
+    x = jnp.asarray(_random((3, 4, 9), "float64").astype(np.float64))
+    x = x.at[1, 2].set(-INF).at[2, 0, 3].set(INF)
+    f = _fn(name)
+    fast = jax.vmap(f)(x)
+    generic = _generic(jax.vmap(f), x)
+    _assert_same(fast, generic, ULPS["float64"])
+    assert "xact_rows" in jax.jit(jax.vmap(f)).trace(x).lower().as_text()
+
+
+def _assert_close_to_scale(fast, generic, ulps=8):
+    """Equal NaN and infinities, finite values within ``ulps`` ULP of the
+    largest magnitude among them."""
+    fast, generic = np.asarray(fast), np.asarray(generic)
+    fin = _same_specials(fast, generic)
+    scale = np.max(np.abs(generic[fin]), initial=0.0)
+    eps = np.finfo(fast.dtype).eps
+    np.testing.assert_allclose(fast[fin], generic[fin], rtol=0, atol=ulps * eps * scale)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", NAMES)
+def test_derivatives_are_the_generic_ones(name, dtype):
+    """The custom_jvp rule is the generic JVP: grad, jacfwd and a second
+    derivative give the generic code's values, -inf entries and special
+    rows included (to rounding: XLA compiles the generic code inside another
+    program, fuses and vectorises it otherwise, and a gradient such as
+    ``w - softmax * sum(w)`` cancels)."""
+    h = _random((4, 6), dtype)
+    h[1, 2], h[3, :] = -INF, -INF
+    x = jnp.asarray(h)
+    w = jnp.asarray(_random((4, 6), dtype, 1) if name != "logsumexp" else _random(4, dtype, 1))
+    f = _fn(name)
+
+    def loss(a):
+        return jnp.sum(jnp.where(jnp.isfinite(f(a)), f(a), 0) * w)
+
+    for transform in (jax.grad, jax.jacfwd, lambda g: jax.grad(lambda a: jnp.sum(jax.grad(g)(a)))):
+        fast = np.asarray(transform(loss)(x))
+        generic = np.asarray(_generic(transform(loss), x))
+        _assert_close_to_scale(fast, generic)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_over_everything(keepdims):
+    x = jnp.asarray(_random((3, 4, 5), "float64"))
+    fast, generic = _both(xact.logsumexp, x, axis=None, keepdims=keepdims)
+    assert fast.shape == generic.shape == ((1, 1, 1) if keepdims else ())
+    _assert_same(fast, generic, ULPS["float64"])
+
+
+def test_threads_give_the_same_bits(monkeypatch):
+    """The rows split over an OpenMP team (from an XLA thread) give the bits
+    of one thread."""
+    x = jnp.asarray(_random((300, 40), "float64"))
+    one = [np.asarray(jax.jit(fj._ffi_rows, static_argnums=1)(x, m)[0]) for m in (0, 1, 2)]
+    monkeypatch.setattr(fj._parallel, "plan", lambda rows, n: (3, 7))
+    many = [np.asarray(jax.jit(fj._ffi_rows, static_argnums=1)(x, m)[0]) for m in (0, 1, 2)]
+    for a, b in zip(one, many, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_declines_to_the_generic_code(monkeypatch):
+    x = jnp.asarray(_random((4, 6), "float64"))
+    w = x > 0
+    assert fj.softmax(x, axis=-1, where=w, temperature=1) is NotImplemented
+    assert fj.softmax(x, axis=-1, where=None, temperature=2.0) is NotImplemented
+    assert fj.softmax(x, axis=(0, 1), where=None, temperature=1) is NotImplemented
+    assert fj.softmax(x.astype(jnp.float16), axis=-1, where=None, temperature=1) is NotImplemented
+    assert fj.softmax(jnp.zeros((0, 3)), axis=-1, where=None, temperature=1) is NotImplemented
+    kw = {"axis": -1, "keepdims": False, "where": None}
+    assert fj.logsumexp(x, b=x, return_sign=False, **kw) is NotImplemented
+    assert fj.logsumexp(x, b=None, return_sign=True, **kw) is NotImplemented
+    # Without the custom calls (no kernel, or XLA refuses them) every call
+    # declines, and the public functions give the generic answers.
+    monkeypatch.setattr(fj, "_READY", None)
+    monkeypatch.setattr(fnp, "_ck", None)
+    assert not fj._ready()
+    assert fj.softmax(x, axis=-1, where=None, temperature=1) is NotImplemented
+    np.testing.assert_array_equal(xact.softmax(x), _generic(xact.softmax, x))
+
+
+# --------------------------------------------------------------------------
+# cross_entropy
+
+
+def _ce_case(dtype):
+    h = _random((40, 7), dtype)
+    h[3, 2] = -INF  # a -inf target logit: +inf loss
+    t = np.random.default_rng(3).integers(0, 7, 40)
+    t[3], t[5], t[8] = 2, -100, 2  # -100: ignored where ignore_index is -100
+    return h, t
+
+
+@pytest.mark.parametrize("tdtype", ["int64", "int32", "int8"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("ignore_index", [None, -100, 2, 2**40])
+def test_cross_entropy_fast_equals_generic(ignore_index, reduction, dtype, tdtype):
+    h, t = _ce_case(dtype)
+    if ignore_index != -100:  # (NumPy, for the truth, raises on -100)
+        t = np.where(t < 0, 1, t)
+    x, tj = jnp.asarray(h), jnp.asarray(t.astype(tdtype))
+
+    def f(a, b):
+        return xact.cross_entropy(a, b, ignore_index=ignore_index, reduction=reduction)
+
+    assert "xact_cross_entropy" in jax.jit(f).trace(x, tj).lower().as_text()
+    for g in (f, jax.jit(f)):
+        fast, generic = g(x, tj), _generic(g, x, tj)
+        truth = _generic(f, h.astype(np.float64), t.astype(np.int64))
+        _compare(fast, generic, dtype, truth if reduction == "none" else None)
+
+
+def test_cross_entropy_special_cases():
+    """Targets out of range give NaN (and a NaN mean), a row without a
+    finite maximum takes the generic rules, an all-ignored batch has mean
+    0 with gradient 0."""
+    h = _random((6, 5), "float64")
+    h[2], h[4] = -INF, NAN
+    x = jnp.asarray(h)
+    for t in ([0, 1, 7, 3, -3, 2], [0, 1, 2, 3, 4, 2], [-1, -1, -1, -1, -1, -1]):
+        tj = jnp.asarray(t)
+        for reduction in ("none", "sum", "mean"):
+            fast, generic = _both(
+                lambda z, tj=tj, **kw: xact.cross_entropy(z, tj, ignore_index=-1, **kw),
+                x,
+                reduction=reduction,
+            )
+            _assert_same(fast, generic, ULPS["float64"])
+    none = xact.cross_entropy(x, jnp.asarray([0, 1, 7, 3, -3, 2]), reduction="none")
+    assert np.isnan(np.asarray(none)[[2, 4]]).all()
+    ignored = jnp.asarray([-1] * 6)
+    finite = jnp.asarray(_random((6, 5), "float64"))
+    assert float(xact.cross_entropy(finite, ignored, ignore_index=-1)) == 0.0
+    grad = jax.grad(lambda a: xact.cross_entropy(a, ignored, ignore_index=-1))(finite)
+    np.testing.assert_array_equal(np.asarray(grad), 0.0)
+
+
+def test_cross_entropy_gradients_are_the_generic_ones():
+    h, t = _ce_case("float64")
+    x, tj = jnp.asarray(h), jnp.asarray(t)
+
+    def f(a):
+        return xact.cross_entropy(a, tj, ignore_index=-100)
+
+    _assert_close_to_scale(jax.grad(f)(x), _generic(jax.grad(f), x))
+    bx = jnp.stack([x, 2 * x])
+    bt = jnp.stack([tj, tj[::-1]])
+    batched = jax.vmap(lambda a, b: xact.cross_entropy(a, b, ignore_index=-100))(bx, bt)
+    generic = _generic(jax.vmap(lambda a, b: xact.cross_entropy(a, b, ignore_index=-100)), bx, bt)
+    _assert_same(batched, generic, ULPS["float64"])
+
+
+def test_cross_entropy_declines():
+    x = jnp.asarray(_random((4, 3), "float64"))
+    t = jnp.asarray([0, 1, 2, 0])
+    kw = {"axis": -1, "weight": None, "ignore_index": None, "label_smoothing": 0.0}
+    kw.update(reduction="mean", where=None)
+    assert fj.cross_entropy(x, target=t, **{**kw, "label_smoothing": 0.1}) is NotImplemented
+    assert fj.cross_entropy(x, target=t, **{**kw, "weight": jnp.ones(3)}) is NotImplemented
+    assert fj.cross_entropy(x, target=t.astype(jnp.uint8), **kw) is NotImplemented
+    assert fj.cross_entropy(x, target=np.asarray(t), **kw) is NotImplemented
+    assert fj.cross_entropy(x, target=jax.nn.softmax(x), **kw) is NotImplemented
+    assert fj.cross_entropy(x[None], target=t[None], **kw) is NotImplemented
+    # and the generic code raises what it raises
+    with pytest.raises(ValueError, match="target"):
+        xact.cross_entropy(x, jnp.asarray([0, 1, 2]))
