@@ -260,3 +260,32 @@ def test_cross_entropy_declines():
     # and the generic code raises what it raises
     with pytest.raises(ValueError, match="target"):
         xact.cross_entropy(x, jnp.asarray([0, 1, 2]))
+
+
+def test_without_x64():
+    """JAX's default: float32 only, int32 targets. A fresh interpreter
+    (the tests enable x64, which cannot be undone)."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, jax, jax.numpy as jnp
+import xact
+from xact import _fastpaths
+assert not jax.config.read("jax_enable_x64")
+x = jnp.asarray(10 * np.random.default_rng(0).standard_normal((50, 30)), jnp.float32)
+t = jnp.asarray(np.random.default_rng(1).integers(0, 30, 50))
+assert t.dtype == jnp.int32
+cases = [xact.softmax, xact.log_softmax, lambda a: xact.logsumexp(a, axis=0),
+         lambda a: xact.cross_entropy(a, t),
+         lambda a: xact.cross_entropy(a, t.astype(jnp.int8), ignore_index=2**40)]
+for f in cases:
+    assert "xact_" in jax.jit(f).trace(x).lower().as_text()
+    fast = np.asarray(f(x))
+    with _fastpaths.disabled():
+        generic = np.asarray(f(x))
+    assert fast.dtype == generic.dtype == np.float32
+    np.testing.assert_allclose(fast, generic, rtol=1e-5, atol=1e-6)
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -28,6 +29,7 @@ import pytest
 import scipy.special as sc
 
 import xact
+from xact import _fastpaths
 
 INF = math.inf
 NAN = math.nan
@@ -402,6 +404,21 @@ def test_probability_target_zero_log_zero(backend, dtype):
     lq = backend.asarray(np.array([[np.log(0.5), np.log(0.5), -INF]]), dtype=dtype)
     got = xact.kl_div(lp, lq, log_target=True, reduction="batchmean")
     backend.check(got, want_kl, dtype=dtype, shape=(), rtol=RTOL[dtype] * 4)
+
+
+@pytest.mark.parametrize("ignore_index", [2**40, 2**70, -(2**70)])
+@pytest.mark.parametrize("func", ["cross_entropy", "nll_loss"])
+def test_ignore_index_outside_the_target_range_ignores_nothing(backend, func, ignore_index):
+    """No target equals it (JAX without x64 compares in int32: 2**40 must
+    not overflow), fast path or generic."""
+    a = np.array([[0.0, 1.0, 2.0], [1.0, -1.0, 0.0]])
+    t = np.array([2, 0])
+    f = getattr(xact, func)
+    want = f(a, t, reduction="none") if func == "cross_entropy" else -a[[0, 1], t]
+    for disable in (False, True):
+        with _fastpaths.disabled() if disable else contextlib.nullcontext():
+            got = f(backend.asarray(a), backend.asarray(t), ignore_index=ignore_index)
+            backend.check(got, np.mean(want), dtype="float64", shape=())
 
 
 @pytest.mark.parametrize("func", ["cross_entropy", "nll_loss"])

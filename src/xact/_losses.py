@@ -133,7 +133,11 @@ def _index_target(
     # or unsigned target dtype could wrap around.
     it = _default_int(xp, get_device(x))
     t = target if target.dtype == it else xp.astype(target, it)
-    ignored = t == ignore_index if ignore_index is not None else xp.zeros_like(t, dtype=xp.bool)
+    info = xp.iinfo(it)
+    if ignore_index is not None and info.min <= ignore_index <= info.max:
+        ignored = t == ignore_index
+    else:  # (no target equals an ignore_index outside the dtype's range)
+        ignored = xp.zeros_like(t, dtype=xp.bool)
     in_range = (t >= 0) & (t < n_classes)
     bad = ~in_range & ~ignored
     if is_eager_host(xp) and bool(xp.any(bad)):
