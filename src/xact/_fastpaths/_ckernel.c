@@ -418,9 +418,11 @@ INLINE void log_softmax_row(const void *x, Py_ssize_t n, double m, double lg, vo
             od[j] = v < far ? d - lg : (d - lg) + e;
         }
     } else {
+        /* (+ 0.0f: a tiny negative value rounds to -0.0, where the
+         * generic float32 arithmetic has +0.0) */
         float *of = (float *)o;
         for (Py_ssize_t j = 0; j < n; j++)
-            of[j] = (float)((((const float *)x)[j] - m) - lg);
+            of[j] = (float)((((const float *)x)[j] - m) - lg) + 0.0f;
     }
 }
 

@@ -255,16 +255,20 @@ T512 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o)
 
 T512 void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o)
 {
+    /* (+ 0.0f after the rounding: a tiny negative value rounds to -0.0,
+     * where the generic float32 arithmetic has +0.0) */
     const __m512d vm = _mm512_set1_pd(m), vl = _mm512_set1_pd(lg);
+    const __m256 z = _mm256_setzero_ps();
     Py_ssize_t j = 0;
     for (; j + 8 <= n; j += 8) {
         __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
-        _mm256_storeu_ps(o + j, _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(a, vm), vl)));
+        __m256 r = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(a, vm), vl));
+        _mm256_storeu_ps(o + j, _mm256_add_ps(r, z));
     }
     if (j < n) {
         __mmask16 k = tail_mask(n - j);
         __m512 v = _mm512_maskz_loadu_ps(k, x + j);
-        __m256 r = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(lo8(v), vm), vl));
+        __m256 r = _mm256_add_ps(_mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(lo8(v), vm), vl)), z);
         _mm512_mask_storeu_ps(o + j, k, _mm512_castps256_ps512(r));
     }
 }
