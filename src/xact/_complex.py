@@ -20,6 +20,7 @@ from ._namespace import (
     AxisLike,
     get_device,
     has_zero_size,
+    max_with_nan,
     normalize_axis,
     reduced_shape,
 )
@@ -62,7 +63,7 @@ def logsumexp_complex(
         x = xp.where(live, x, neg_inf)
     re = xp.real(x)
     rinf = _c(xp, float("inf"), re)
-    m = xp.max(re, axis=axes, keepdims=True)
+    m = max_with_nan(xp, re, axes)
     m_fin = xp.where(xp.isfinite(m), m, _c(xp, 0.0, re))
     # In a slice with a +inf real part only those entries count; the others
     # would overflow exp for nothing.

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from ._namespace import Array, get_device
+from ._namespace import Array, get_device, max_with_nan
 
 __all__ = ["CUTOFF", "Shifted", "const", "shifted"]
 
@@ -87,7 +87,7 @@ def const(xp: ModuleType, value: float, like: Array) -> Array:
 def shifted(xp: ModuleType, x: Array, axes: tuple[int, ...]) -> Shifted:
     """Compute the shared kernel for ``x`` (already masked with -inf)."""
     zero = const(xp, 0.0, x)
-    m = xp.max(x, axis=axes, keepdims=True)
+    m = max_with_nan(xp, x, axes)
     # NaN stays NaN here and spreads quietly through the slice's arithmetic;
     # +inf and -inf slices are shifted by 0 and fixed by the callers.
     m_fin = xp.where(xp.isinf(m), zero, m)

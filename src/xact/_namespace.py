@@ -56,6 +56,7 @@ __all__ = [
     "is_numpy_namespace",
     "is_torch_namespace",
     "library_of",
+    "max_with_nan",
     "normalize_axis",
     "reduced_shape",
     "runs_numpy_kernels",
@@ -242,6 +243,22 @@ def runs_numpy_kernels(xp: ModuleType) -> bool:
     return bool(
         is_numpy_namespace(xp) or is_dask_namespace(xp) or xp.__name__ == "array_api_strict"
     )
+
+
+def max_with_nan(xp: ModuleType, x: Array, axes: tuple[int, ...]) -> Array:
+    """``xp.max(x, axis=axes, keepdims=True)``, NaN wherever the slice has
+    a NaN, as the standard specifies.
+
+    XLA's CPU backend drops NaN in a compiled max reduction over more than
+    a few elements (openxla/xla#21461: a jitted row maximum of a (2000, 6)
+    float32 array with a NaN in every row has none), so under JAX the NaN
+    is put back from ``any(isnan)``, one more pass over the input.
+    """
+    m = xp.max(x, axis=axes, keepdims=True)
+    if is_jax_namespace(xp):
+        nan = xp.asarray(float("nan"), dtype=m.dtype, device=get_device(m))
+        m = xp.where(xp.any(xp.isnan(x), axis=axes, keepdims=True), nan, m)
+    return m
 
 
 def elementwise_dtype(xp: ModuleType, dtype: Any) -> Any:

@@ -169,36 +169,43 @@ def _ffi_cross_entropy(logits: Any, t: Any, ignore_index: int | None) -> Any:
 # The log-sum-exp family
 
 
-def _generic_rows(func: str, xt: Any) -> Any:
+def _generic(func: str, x: Any, axis: int | None) -> Any:
+    """The generic code on ``x`` itself (not on a transposed copy: XLA may
+    fuse a transpose into the reduction and compute it otherwise)."""
     import xact
 
     with disabled():
-        return getattr(xact, func)(xt, axis=-1)
+        return getattr(xact, func)(x, axis=axis)
 
 
-def _cpu_rows(func: str, xt: Any) -> Any:
+def _cpu(func: str, axis: int | None, x: Any) -> Any:
+    """The custom call on the rows along ``axis`` (None: one row of all),
+    and the generic code's values for the rows it flags."""
     jax = _jax()
-
     jnp = _jnp()
+    xt = jnp.reshape(x, (1, -1)) if axis is None else jnp.moveaxis(x, axis, -1)
     out, bad = _ffi_rows(xt, _MODES[func])
     flagged = bad != 0
-    if func != "logsumexp":
-        flagged = flagged[..., None]
+    if axis is None:
+        out, flagged = out[0], flagged[0]
+    elif func != "logsumexp":
+        out = jnp.moveaxis(out, -1, axis)
+        flagged = jnp.expand_dims(flagged, axis)
     return jax.lax.cond(
         jnp.any(bad != 0),
-        lambda: jnp.where(flagged, _generic_rows(func, xt), out),
+        lambda: jnp.where(flagged, _generic(func, x, axis), out),
         lambda: out,
     )
 
 
 @functools.cache
-def _rows_fn(func: str) -> Callable[[Any], Any]:
-    """``func`` along the last axis: the custom call on the CPU, the generic
-    code elsewhere and for every derivative."""
+def _rows_fn(func: str, axis: int | None) -> Callable[[Any], Any]:
+    """``func`` along ``axis``: the custom call on the CPU, the generic code
+    elsewhere and for every derivative."""
     jax = _jax()
-    generic = functools.partial(_generic_rows, func)
-    cpu = functools.partial(_cpu_rows, func)
-    rows = jax.custom_jvp(lambda xt: jax.lax.platform_dependent(xt, cpu=cpu, default=generic))
+    generic = functools.partial(_generic, func, axis=axis)
+    cpu = functools.partial(_cpu, func, axis)
+    rows = jax.custom_jvp(lambda x: jax.lax.platform_dependent(x, cpu=cpu, default=generic))
     rows.defjvp(lambda primals, tangents: jax.jvp(generic, primals, tangents))
     return rows  # type: ignore[no-any-return]
 
@@ -209,16 +216,10 @@ def _along(func: str, x: Any, axis: int | None, keepdims: bool) -> Any:
         # softmax(-x): negation is exact and swaps the infinities, as
         # softmin's rules do; derivatives flow through it.
         func, x = "softmax", -x
-    rows = _rows_fn(func)
-    if axis is None:  # (logsumexp only) one row of every element
-        out = rows(jnp.reshape(x, (1, -1)))[0]
-        return jnp.reshape(out, (1,) * x.ndim) if keepdims else out
-    last = x.ndim - 1
-    xt = x if axis == last else jnp.moveaxis(x, axis, -1)
-    out = rows(xt)
-    if func == "logsumexp":
-        return jnp.expand_dims(out, axis) if keepdims else out
-    return out if axis == last else jnp.moveaxis(out, -1, axis)
+    out = _rows_fn(func, axis)(x)
+    if keepdims:  # (logsumexp only)
+        return jnp.reshape(out, (1,) * x.ndim) if axis is None else jnp.expand_dims(out, axis)
+    return out
 
 
 @functools.cache
