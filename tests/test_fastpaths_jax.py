@@ -355,3 +355,17 @@ def test_nan_rows_under_jit(name, fast):
         out = np.asarray(jax.jit(lambda a: f(a))(jnp.asarray(h, jnp.float32)))
     rows = out.reshape(1000, 3, -1)
     assert np.isnan(rows[:, :2]).all() and np.isfinite(rows[:, 2]).all()
+
+
+def test_jax_export_needs_the_generic_code():
+    """The custom calls live in this process: jax.export refuses them (they
+    have no compatibility guarantee), and a function traced with the fast
+    paths off exports and runs (docs/performance.md says so)."""
+    from jax import export
+
+    x = jnp.asarray(_random((4, 5), "float64"))
+    with pytest.raises(ValueError, match="custom calls"):
+        export.export(jax.jit(lambda v: xact.softmax(v)))(x)
+    with _fastpaths.disabled():
+        exported = export.export(jax.jit(lambda v: xact.softmax(v)))(x)
+    _assert_same(exported.call(x), _generic(xact.softmax, x), ULPS["float64"])

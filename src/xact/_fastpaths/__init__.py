@@ -20,7 +20,9 @@ layouts, an explicit ``xp``...). Declining costs well under a microsecond.
 
 Fast paths are switched off by setting the environment variable
 ``XACT_DISABLE_FASTPATHS=1`` (read at every call) or inside
-``with xact._fastpaths.disabled():``; the test suite runs both ways.
+``with xact._fastpaths.disabled():``; the test suite runs both ways. Under
+``jax.jit`` a call is made when the function is traced: a function traced
+with the fast paths on keeps them.
 """
 
 from __future__ import annotations
