@@ -163,8 +163,8 @@ def test_logsumexp_over_everything(keepdims):
 
 
 def test_threads_give_the_same_bits(monkeypatch):
-    """The rows split over an OpenMP team (from an XLA thread) give the bits
-    of one thread, special rows (flagged, not computed) included."""
+    """The rows split over XLA's thread pool give the bits of one thread,
+    special rows (flagged, not computed) included."""
     calls = []
 
     def plan(rows, n):

@@ -39,6 +39,7 @@
 #include "_xla_ffi.h"
 
 #include <math.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -947,6 +948,106 @@ static int64_t ffi_count(const xact_ffi_buffer *b, int64_t skip_last)
     return c;
 }
 
+/* Rows over XLA's thread pool. Inside an XLA program the rows are not
+ * split over an OpenMP team: its threads spin for a while after each call
+ * and slow the XLA operations that follow (measured: jax.nn.softmax 3x
+ * slower between two of our calls). They are split over XLA's own pool
+ * instead, as _parallel.share does over Python threads: the caller and
+ * threads-1 tasks take chunks of rows in turn, and the caller waits only
+ * for chunks under way. A task that starts after the last chunk was taken
+ * (XLA may run it late, or never while the caller runs) touches nothing
+ * but the job, which the last of its users frees. */
+typedef struct {
+    int refs;                /* the caller and each scheduled task */
+    Py_ssize_t next, done;   /* chunks handed out, and finished */
+    Py_ssize_t nchunks, chunk, rows;
+    int ce, f64, mode, has_ignore;
+    const char *x;
+    Py_ssize_t rs, n;
+    char *out;               /* rows: out; cross_entropy: the float64 losses */
+    unsigned char *bad;
+    const int64_t *target;
+    int64_t ignore;
+    Py_ssize_t oom;
+} pool_job;
+
+static void pool_job_release(pool_job *j)
+{
+    if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(j);
+}
+
+static void pool_job_work(pool_job *j)
+{
+    for (;;) {
+        Py_ssize_t c = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
+        if (c >= j->nchunks)
+            return;
+        Py_ssize_t a = c * j->chunk, b = a + j->chunk < j->rows ? a + j->chunk : j->rows;
+        if (j->ce) {
+            Py_ssize_t k[3] = {0, 0, 0};
+            if (j->f64)
+                ce_f64(j->x, j->rs, j->n, j->target, (double *)j->out, a, b, j->has_ignore,
+                       j->ignore, k, j->bad);
+            else
+                ce_f32(j->x, j->rs, j->n, j->target, (double *)j->out, a, b, j->has_ignore,
+                       j->ignore, k, j->bad);
+        } else {
+            Py_ssize_t nb = j->f64 ? rows_f64(j->x, j->rs, j->n, j->out, j->bad, a, b, j->mode)
+                                   : rows_f32(j->x, j->rs, j->n, j->out, j->bad, a, b, j->mode);
+            if (nb < 0)
+                __atomic_fetch_add(&j->oom, 1, __ATOMIC_RELAXED);
+        }
+        __atomic_fetch_add(&j->done, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+static void pool_job_task(void *data)
+{
+    pool_job *j = (pool_job *)data;
+    pool_job_work(j);
+    pool_job_release(j);
+}
+
+/* Runs the job (its fields set, refs and counters 0) with up to threads - 1
+ * tasks on XLA's pool; frees it. Returns 0, or -1 where a chunk ran out of
+ * memory. */
+static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
+{
+    const xact_ffi_api *api = f->api;
+    int has_pool = api->struct_size >= XACT_FFI_STRUCT_SIZE(xact_ffi_api, thread_pool_schedule) &&
+                   api->thread_pool_schedule != NULL;
+    j->nchunks = (j->rows + j->chunk - 1) / j->chunk;
+    j->refs = 1;
+    for (int t = 1; has_pool && t < threads && t < j->nchunks; t++) {
+        __atomic_add_fetch(&j->refs, 1, __ATOMIC_ACQ_REL);
+        xact_ffi_schedule_args a;
+        a.struct_size = XACT_FFI_STRUCT_SIZE(xact_ffi_schedule_args, data);
+        a.extension_start = NULL;
+        a.ctx = f->ctx;
+        a.task = pool_job_task;
+        a.data = j;
+        xact_ffi_error *err = api->thread_pool_schedule(&a);
+        if (err != NULL) { /* no pool here: the caller does the rest */
+            xact_ffi_error_destroy_args d;
+            d.struct_size = XACT_FFI_STRUCT_SIZE(xact_ffi_error_destroy_args, error);
+            d.extension_start = NULL;
+            d.error = err;
+            api->error_destroy(&d);
+            __atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL);
+            break;
+        }
+    }
+    pool_job_work(j);
+    /* Every chunk is handed out: wait for those under way (a few
+     * hundred microseconds at most), not for tasks that have not started. */
+    while (__atomic_load_n(&j->done, __ATOMIC_ACQUIRE) < j->nchunks)
+        sched_yield();
+    int rc = __atomic_load_n(&j->oom, __ATOMIC_ACQUIRE) ? -1 : 0;
+    pool_job_release(j);
+    return rc;
+}
+
 /* rows: x (float32/float64, the rows along its last axis) -> out (x's
  * dtype: a value a row for mode 0, else x's shape) and bad (uint8, a byte
  * a row: 1 for the rows left to the caller). Attributes: mode (0
@@ -977,10 +1078,13 @@ static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f)
     if (n == 0) /* (the caller declines empty rows; here they are all bad) */
         return memset(bad->data, 1, (size_t)rows), NULL;
     memset(bad->data, 0, (size_t)rows);
-    Py_ssize_t nbad = rows_threads((const char *)x->data, n * (f64 ? 8 : 4), n, (char *)out->data,
-                                   (unsigned char *)bad->data, 0, rows, (int)mode, f64,
-                                   (int)threads, chunk);
-    if (nbad < 0)
+    pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
+    if (j == NULL)
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
+    j->rows = rows, j->chunk = chunk < 1 ? 1 : chunk, j->f64 = f64, j->mode = (int)mode;
+    j->x = (const char *)x->data, j->rs = n * (f64 ? 8 : 4), j->n = n;
+    j->out = (char *)out->data, j->bad = (unsigned char *)bad->data;
+    if (pool_job_run(f, j, (int)threads) < 0)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
     return NULL;
 }
@@ -1035,10 +1139,18 @@ static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
     if (!t64)
         for (int64_t i = 0; i < rows; i++)
             wide[i] = ((const int32_t *)t->data)[i];
-    Py_ssize_t counts[3] = {0, 0, 0};
-    ce_threads((const char *)x->data, n * (f64 ? 8 : 4), n, target, l64, 0, rows,
-               has_ignore != 0, ignore, counts, (unsigned char *)bad->data, f64, (int)threads,
-               chunk);
+    pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
+    if (j == NULL) {
+        free(wide);
+        if (!f64)
+            free(l64);
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
+    }
+    j->ce = 1, j->rows = rows, j->chunk = chunk < 1 ? 1 : chunk, j->f64 = f64;
+    j->x = (const char *)x->data, j->rs = n * (f64 ? 8 : 4), j->n = n;
+    j->out = (char *)l64, j->bad = (unsigned char *)bad->data, j->target = target;
+    j->has_ignore = has_ignore != 0, j->ignore = ignore;
+    pool_job_run(f, j, (int)threads); /* (no allocation in a cross_entropy chunk) */
     if (!f64) {
         float *lo = (float *)loss->data;
         const unsigned char *bd = (const unsigned char *)bad->data;

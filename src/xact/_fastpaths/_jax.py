@@ -23,8 +23,10 @@ the same kernel, the same bits as the NumPy fast path.
   exactly the generic derivatives (and values).
 * **vmap.** The custom calls count every leading axis as rows, so a batch
   is more rows (``vmap_method="broadcast_all"``).
-* **Threads.** A large call splits its rows over an OpenMP team, sized at
-  trace time from the static shapes as for NumPy (``XACT_NUM_THREADS``).
+* **Threads.** A large call splits its rows over XLA's own thread pool
+  (not an OpenMP team, whose spinning threads slowed the XLA operations
+  around it threefold), sized at trace time from the static shapes as for
+  NumPy (``XACT_NUM_THREADS``).
 
 Declined (the generic code runs): other dtypes, empty arrays, rows longer
 than ``MAX_ROW``, ``where=``/``b=``/``return_sign``/temperature, tuples

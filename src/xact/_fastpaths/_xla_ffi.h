@@ -67,14 +67,44 @@ typedef struct {
 
 typedef xact_ffi_error *xact_ffi_error_create(xact_ffi_error_create_args *args);
 
-/* The first fields of XLA_FFI_Api: the error constructor is the only
- * function of it that the handlers call. */
+/* A task for XLA's thread pool (on the CPU: the pool that runs all of a
+ * program's compute); it may run on any thread, late, or never in parallel
+ * with the caller. */
+typedef void xact_ffi_task(void *data);
+
+typedef struct {
+    size_t struct_size;
+    xact_ffi_extension *extension_start;
+    void *ctx;
+    xact_ffi_task *task;
+    void *data;
+} xact_ffi_schedule_args;
+
+typedef xact_ffi_error *xact_ffi_schedule(xact_ffi_schedule_args *args);
+
+typedef struct {
+    size_t struct_size;
+    xact_ffi_extension *extension_start;
+    xact_ffi_error *error;
+} xact_ffi_error_destroy_args;
+
+typedef void xact_ffi_error_destroy(xact_ffi_error_destroy_args *args);
+typedef void xact_ffi_unused_fn(void);
+
+/* The first fields of XLA_FFI_Api, up to the thread pool's scheduler (an
+ * XLA whose struct_size does not reach it has none: the handlers then run
+ * in the calling thread). */
 typedef struct {
     size_t struct_size;
     xact_ffi_extension *extension_start;
     xact_ffi_api_version api_version;
     const void *internal_api;
     xact_ffi_error_create *error_create;
+    xact_ffi_unused_fn *error_get_message;
+    xact_ffi_error_destroy *error_destroy;
+    xact_ffi_unused_fn *handler_register, *stream_get, *type_register, *execution_context_get,
+        *state_set, *state_get, *device_memory_allocate, *device_memory_free;
+    xact_ffi_schedule *thread_pool_schedule;
 } xact_ffi_api;
 
 typedef enum {
