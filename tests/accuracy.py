@@ -248,6 +248,16 @@ def implementations() -> dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]
     except ImportError:  # pragma: no cover
         pass
     else:
+        # xact on JAX arrays, under jax.jit (on the CPU: the C kernel's
+        # custom calls for the reductions, XLA for the sigmoid family).
+        jitted = {
+            k: jax.jit(getattr(xact, k))
+            for k in ("log_softmax", "softmax", "sigmoid", "log_sigmoid", "softplus")
+        }
+        jitted["logsumexp"] = jax.jit(lambda v: xact.logsumexp(v, axis=-1))
+        impls["xact[jax]"] = {
+            k: (lambda a, f=f: np.asarray(f(jax.numpy.asarray(a)))) for k, f in jitted.items()
+        }
         impls["jax"] = {
             "logsumexp": lambda a: np.asarray(jsp.logsumexp(a, axis=-1)),
             "log_softmax": lambda a: np.asarray(jnn.log_softmax(a)),

@@ -369,3 +369,26 @@ def test_jax_export_needs_the_generic_code():
     with _fastpaths.disabled():
         exported = export.export(jax.jit(lambda v: xact.softmax(v)))(x)
     _assert_same(exported.call(x), _generic(xact.softmax, x), ULPS["float64"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_subnormal_results_under_jit(dtype):
+    """XLA runs its CPU threads with subnormals flushed to zero; the custom
+    calls run in the default floating-point environment (and give it back),
+    so their subnormal results are NumPy's, on the caller's thread and on
+    XLA's pool alike."""
+    h = np.array([[0.0, -90.0, -100.0, -103.0], [0.0, -700.0, -740.0, -745.0]] * 150, dtype)
+    for name in ("softmax", "logsumexp"):
+        f = _fn(name)
+        want = f(h)
+        for team in ((1, 300), (2, 7)):  # one thread; the pool, chunks of 7 rows
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(fj._parallel, "plan", lambda rows, n, team=team: team)
+                got = np.asarray(jax.jit(lambda a, f=f: f(a))(jnp.asarray(h)))
+            np.testing.assert_array_equal(got, want)
+    at = (0, 3) if dtype == "float32" else (1, 3)
+    tiny = np.asarray(jax.jit(_fn("softmax"))(jnp.asarray(h)))[at]
+    assert 0 < tiny < np.finfo(dtype).tiny
+    # and XLA's own operations after the call still flush, as before
+    out = jax.jit(lambda a, c: xact.softmax(a) * c)(jnp.asarray(h), jnp.asarray(1.0, dtype))
+    assert np.asarray(out)[at] == 0.0

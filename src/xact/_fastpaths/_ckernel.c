@@ -38,6 +38,7 @@
 #include "_ckernel.h"
 #include "_xla_ffi.h"
 
+#include <fenv.h>
 #include <math.h>
 #include <sched.h>
 #include <stdint.h>
@@ -977,6 +978,28 @@ static void pool_job_release(pool_job *j)
         free(j);
 }
 
+/* XLA runs its CPU threads with subnormals flushed to zero (FTZ and DAZ
+ * set in MXCSR on x86): the kernel, which produces and reads subnormals as
+ * NumPy does, runs each call and task in the default floating-point
+ * environment, and puts XLA's back after. */
+typedef struct {
+    fenv_t env;
+    int saved;
+} fp_env;
+
+static void fp_env_enter(fp_env *e)
+{
+    e->saved = fegetenv(&e->env) == 0;
+    if (e->saved)
+        fesetenv(FE_DFL_ENV);
+}
+
+static void fp_env_leave(fp_env *e)
+{
+    if (e->saved)
+        fesetenv(&e->env);
+}
+
 static void pool_job_work(pool_job *j)
 {
     for (;;) {
@@ -1005,7 +1028,10 @@ static void pool_job_work(pool_job *j)
 static void pool_job_task(void *data)
 {
     pool_job *j = (pool_job *)data;
+    fp_env e;
+    fp_env_enter(&e);
     pool_job_work(j);
+    fp_env_leave(&e);
     pool_job_release(j);
 }
 
@@ -1052,10 +1078,8 @@ static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
  * dtype: a value a row for mode 0, else x's shape) and bad (uint8, a byte
  * a row: 1 for the rows left to the caller). Attributes: mode (0
  * logsumexp, 1 softmax, 2 log_softmax), threads, chunk. */
-static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f)
+static xact_ffi_error *ffi_rows_run(xact_ffi_call_frame *f)
 {
-    if (!ffi_executes(f))
-        return NULL;
     xact_ffi_buffer *b[3];
     int64_t mode, threads, chunk;
     if (!ffi_buffers(f, 1, 2, b) || !ffi_int_attr(f, "mode", &mode) ||
@@ -1094,10 +1118,8 @@ static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f)
  * dtype, a value a row: -0.0 where ignored, NaN where the target is out of
  * range) and bad (uint8, a byte a row: 1 for the rows left to the caller).
  * Attributes: has_ignore, ignore, threads, chunk. */
-static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
+static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
 {
-    if (!ffi_executes(f))
-        return NULL;
     xact_ffi_buffer *b[4];
     int64_t has_ignore, ignore, threads, chunk;
     if (!ffi_buffers(f, 2, 2, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
@@ -1160,6 +1182,29 @@ static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
     }
     free(wide);
     return NULL;
+}
+
+/* The handlers: the work in the default floating-point environment. */
+static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f)
+{
+    if (!ffi_executes(f))
+        return NULL;
+    fp_env e;
+    fp_env_enter(&e);
+    xact_ffi_error *err = ffi_rows_run(f);
+    fp_env_leave(&e);
+    return err;
+}
+
+static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
+{
+    if (!ffi_executes(f))
+        return NULL;
+    fp_env e;
+    fp_env_enter(&e);
+    xact_ffi_error *err = ffi_cross_entropy_run(f);
+    fp_env_leave(&e);
+    return err;
 }
 
 /* A PyCapsule of each handler, for jax.ffi.register_ffi_target. */
