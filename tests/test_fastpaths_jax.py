@@ -178,10 +178,13 @@ def test_threads_give_the_same_bits(monkeypatch):
         bits = []
         for team in (False, True):
             calls[:] = ["team"] if team else []
+            scheduled = fnp._ck.xla_pool_tasks()
             # (fresh functions each time: a cached trace would not ask plan())
             rows = [jax.jit(lambda v, m=m: fj._ffi_rows(v, m))(x) for m in (0, 1, 2)]
             ce = jax.jit(lambda a, b: fj._ffi_cross_entropy(a, b, 2))(x, t)
             assert len(calls) == 4 + team
+            # two tasks a call on XLA's pool (jaxlib 0.10 has one), none alone
+            assert fnp._ck.xla_pool_tasks() - scheduled == (8 if team else 0)
             bits.append([np.asarray(a) for pair in (*rows, ce) for a in pair])
         for a, b in zip(*bits, strict=True):
             np.testing.assert_array_equal(a, b)

@@ -1038,11 +1038,33 @@ static void pool_job_task(void *data)
 /* Runs the job (its fields set, refs and counters 0) with up to threads - 1
  * tasks on XLA's pool; frees it. Returns 0, or -1 where a chunk ran out of
  * memory. */
+/* Pool tasks scheduled so far (for the tests: that a call used the pool). */
+static Py_ssize_t pool_tasks_scheduled = 0;
+
+/* Whether this XLA passes a thread pool's scheduler. (The API struct grew
+ * the field in version 0.1, but for a while XLA reported a struct_size
+ * that stopped before it: those take the OpenMP team instead.) */
+static int ffi_has_pool(const xact_ffi_call_frame *f)
+{
+    const xact_ffi_api *api = f->api;
+    return api->struct_size >= XACT_FFI_STRUCT_SIZE(xact_ffi_api, thread_pool_schedule) &&
+           api->thread_pool_schedule != NULL;
+}
+
+/* Whether a call splits its rows over XLA's pool: more than one thread
+ * asked for, more than one chunk, and a pool. Otherwise the rows go to
+ * rows_threads / ce_threads (one thread, or an OpenMP team where XLA has
+ * no pool). */
+static int ffi_use_pool(const xact_ffi_call_frame *f, int64_t threads, int64_t rows,
+                        int64_t chunk)
+{
+    return threads > 1 && chunk < rows && ffi_has_pool(f);
+}
+
 static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
 {
     const xact_ffi_api *api = f->api;
-    int has_pool = api->struct_size >= XACT_FFI_STRUCT_SIZE(xact_ffi_api, thread_pool_schedule) &&
-                   api->thread_pool_schedule != NULL;
+    int has_pool = ffi_has_pool(f);
     j->nchunks = (j->rows + j->chunk - 1) / j->chunk;
     j->refs = 1;
     for (int t = 1; has_pool && t < threads && t < j->nchunks; t++) {
@@ -1063,6 +1085,7 @@ static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
             __atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL);
             break;
         }
+        __atomic_add_fetch(&pool_tasks_scheduled, 1, __ATOMIC_RELAXED);
     }
     pool_job_work(j);
     /* Every chunk is handed out: wait for those under way (a few
@@ -1102,6 +1125,15 @@ static xact_ffi_error *ffi_rows_run(xact_ffi_call_frame *f)
     if (n == 0) /* (the caller declines empty rows; here they are all bad) */
         return memset(bad->data, 1, (size_t)rows), NULL;
     memset(bad->data, 0, (size_t)rows);
+    if (chunk < 1)
+        chunk = 1;
+    if (!ffi_use_pool(f, threads, rows, chunk)) {
+        if (rows_threads((const char *)x->data, n * (f64 ? 8 : 4), n, (char *)out->data,
+                         (unsigned char *)bad->data, 0, rows, (int)mode, f64, (int)threads,
+                         chunk) < 0)
+            return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
+        return NULL;
+    }
     pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
     if (j == NULL)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
@@ -1161,18 +1193,27 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
     if (!t64)
         for (int64_t i = 0; i < rows; i++)
             wide[i] = ((const int32_t *)t->data)[i];
-    pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
-    if (j == NULL) {
-        free(wide);
-        if (!f64)
-            free(l64);
-        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
+    if (chunk < 1)
+        chunk = 1;
+    if (!ffi_use_pool(f, threads, rows, chunk)) {
+        Py_ssize_t counts[3] = {0, 0, 0};
+        ce_threads((const char *)x->data, n * (f64 ? 8 : 4), n, target, l64, 0, rows,
+                   has_ignore != 0, ignore, counts, (unsigned char *)bad->data, f64,
+                   (int)threads, chunk);
+    } else {
+        pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
+        if (j == NULL) {
+            free(wide);
+            if (!f64)
+                free(l64);
+            return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
+        }
+        j->ce = 1, j->rows = rows, j->chunk = chunk < 1 ? 1 : chunk, j->f64 = f64;
+        j->x = (const char *)x->data, j->rs = n * (f64 ? 8 : 4), j->n = n;
+        j->out = (char *)l64, j->bad = (unsigned char *)bad->data, j->target = target;
+        j->has_ignore = has_ignore != 0, j->ignore = ignore;
+        pool_job_run(f, j, (int)threads); /* (no allocation in a cross_entropy chunk) */
     }
-    j->ce = 1, j->rows = rows, j->chunk = chunk < 1 ? 1 : chunk, j->f64 = f64;
-    j->x = (const char *)x->data, j->rs = n * (f64 ? 8 : 4), j->n = n;
-    j->out = (char *)l64, j->bad = (unsigned char *)bad->data, j->target = target;
-    j->has_ignore = has_ignore != 0, j->ignore = ignore;
-    pool_job_run(f, j, (int)threads); /* (no allocation in a cross_entropy chunk) */
     if (!f64) {
         float *lo = (float *)loss->data;
         const unsigned char *bd = (const unsigned char *)bad->data;
@@ -1205,6 +1246,11 @@ static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
     xact_ffi_error *err = ffi_cross_entropy_run(f);
     fp_env_leave(&e);
     return err;
+}
+
+static PyObject *ck_xla_pool_tasks(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
+{
+    return PyLong_FromSsize_t(__atomic_load_n(&pool_tasks_scheduled, __ATOMIC_RELAXED));
 }
 
 /* A PyCapsule of each handler, for jax.ffi.register_ffi_target. */
@@ -1328,6 +1374,9 @@ static PyMethodDef ck_methods[] = {
     {"set_isa", ck_set_isa, METH_VARARGS, set_isa_doc},
     {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the float32 kernels this CPU can run."},
     {"rows", ck_rows, METH_VARARGS, rows_doc},
+    {"xla_pool_tasks", ck_xla_pool_tasks, METH_NOARGS,
+     "xla_pool_tasks() -> int: the tasks the XLA handlers have scheduled on XLA's thread "
+     "pool so far (for the tests)."},
     {"xla_handlers", ck_xla_handlers, METH_NOARGS,
      "xla_handlers() -> dict: the XLA FFI handlers (PyCapsules) of rows and cross_entropy, "
      "for jax.ffi.register_ffi_target on the CPU."},
@@ -1351,8 +1400,8 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[ssssssss]", "cross_entropy", "exp", "exp16", "isas",
-                                  "openmp", "rows", "set_isa", "xla_handlers");
+    PyObject *all = Py_BuildValue("[sssssssss]", "cross_entropy", "exp", "exp16", "isas",
+                                  "openmp", "rows", "set_isa", "xla_handlers", "xla_pool_tasks");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
         Py_XDECREF(all);
         Py_DECREF(m);

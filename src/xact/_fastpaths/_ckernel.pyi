@@ -23,5 +23,16 @@ def exp16(x: Any, out: Any, /) -> None: ...
 def isas() -> tuple[str, ...]: ...
 def set_isa(name: str, /) -> str: ...
 def xla_handlers() -> dict[str, Any]: ...
+def xla_pool_tasks() -> int: ...
 
-__all__ = ["cross_entropy", "exp", "exp16", "isas", "openmp", "rows", "set_isa", "xla_handlers"]
+__all__ = [
+    "cross_entropy",
+    "exp",
+    "exp16",
+    "isas",
+    "openmp",
+    "rows",
+    "set_isa",
+    "xla_handlers",
+    "xla_pool_tasks",
+]

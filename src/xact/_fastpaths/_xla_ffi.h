@@ -92,8 +92,8 @@ typedef void xact_ffi_error_destroy(xact_ffi_error_destroy_args *args);
 typedef void xact_ffi_unused_fn(void);
 
 /* The first fields of XLA_FFI_Api, up to the thread pool's scheduler (an
- * XLA whose struct_size does not reach it has none: the handlers then run
- * in the calling thread). */
+ * XLA whose struct_size does not reach it has none, or does not say so:
+ * the handlers then split rows over an OpenMP team, as for NumPy). */
 typedef struct {
     size_t struct_size;
     xact_ffi_extension *extension_start;
