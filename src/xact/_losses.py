@@ -105,6 +105,26 @@ def _default_int(xp: ModuleType, device: Any) -> Any:
         return xp.asarray(0).dtype
 
 
+def _class_masks(
+    xp: ModuleType, target: Array, n_classes: int, ignore_index: int | None, device: Any
+) -> tuple[Array, Array, Array]:
+    """``(t, active, bad)`` for integer class indices: ``target`` in the
+    namespace's default integer, the samples that count (neither ignored
+    nor out of range), and those out of range and not ignored."""
+    # Compare in the namespace's default integer (int64; int32 under JAX
+    # without x64, where asking for int64 would warn): an arange in a narrow
+    # or unsigned target dtype could wrap around.
+    it = _default_int(xp, device)
+    t = target if target.dtype == it else xp.astype(target, it)
+    info = xp.iinfo(it)
+    if ignore_index is not None and info.min <= ignore_index <= info.max:
+        ignored = t == ignore_index
+    else:  # (no target equals an ignore_index outside the dtype's range)
+        ignored = xp.zeros_like(t, dtype=xp.bool)
+    in_range = (t >= 0) & (t < n_classes)
+    return t, in_range & ~ignored, ~in_range & ~ignored
+
+
 def _index_target(
     xp: ModuleType,
     target: Array,
@@ -128,18 +148,7 @@ def _index_target(
         )
         raise ValueError(msg)
     n_classes = x.shape[axis]
-    # Compare in the namespace's default integer (int64; int32 under JAX
-    # without x64, where asking for int64 would warn): an arange in a narrow
-    # or unsigned target dtype could wrap around.
-    it = _default_int(xp, get_device(x))
-    t = target if target.dtype == it else xp.astype(target, it)
-    info = xp.iinfo(it)
-    if ignore_index is not None and info.min <= ignore_index <= info.max:
-        ignored = t == ignore_index
-    else:  # (no target equals an ignore_index outside the dtype's range)
-        ignored = xp.zeros_like(t, dtype=xp.bool)
-    in_range = (t >= 0) & (t < n_classes)
-    bad = ~in_range & ~ignored
+    t, active, bad = _class_masks(xp, target, n_classes, ignore_index, get_device(x))
     if is_eager_host(xp) and bool(xp.any(bad)):
         first = int(t[bad][0])
         msg = (
@@ -148,10 +157,9 @@ def _index_target(
             + ("" if ignore_index is None else f" and not `ignore_index` ({ignore_index})")
         )
         raise ValueError(msg)
-    active = in_range & ~ignored
     shape = [1] * x.ndim
     shape[axis] = n_classes
-    classes = xp.reshape(xp.arange(n_classes, dtype=it, device=get_device(x)), tuple(shape))
+    classes = xp.reshape(xp.arange(n_classes, dtype=t.dtype, device=get_device(x)), tuple(shape))
     onehot = (classes == xp.expand_dims(t, axis=axis)) & xp.expand_dims(active, axis=axis)
     return onehot, active, bad
 

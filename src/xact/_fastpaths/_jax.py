@@ -121,7 +121,6 @@ def _plan(rows: int, n: int) -> tuple[Any, Any]:
 def _ffi_rows(xt: Any, mode: int) -> Any:
     """The kernel on the rows of ``xt`` (along its last axis)."""
     jax = _jax()
-
     jnp = _jnp()
     lead = xt.shape[:-1]
     out_shape = lead if mode == 0 else xt.shape
@@ -134,23 +133,15 @@ def _ffi_rows(xt: Any, mode: int) -> Any:
     return call(xt, mode=np.int32(mode), threads=nt, chunk=chunk)
 
 
-def _int_dtype(t: Any) -> Any:
-    """The target's dtype for the kernel: int64 where JAX has it, else int32."""
-    jax = _jax()
-
-    jnp = _jnp()
-    return jnp.int64 if jax.config.read("jax_enable_x64") else jnp.int32
-
-
 def _ffi_cross_entropy(logits: Any, t: Any, ignore_index: int | None) -> Any:
     """Each sample's loss (in the logits' dtype) and the rows the kernel
     leaves to the caller; ``t`` is int32 or int64."""
     jax = _jax()
-
     jnp = _jnp()
     lead = logits.shape[:-1]
-    has_ignore = ignore_index is not None and _INT64[0] <= ignore_index < _INT64[1]
-    ignore = np.int64(ignore_index if ignore_index is not None and has_ignore else 0)
+    has_ignore, ignore = False, np.int64(0)
+    if ignore_index is not None and _INT64[0] <= ignore_index < _INT64[1]:
+        has_ignore, ignore = True, np.int64(ignore_index)
     nt, chunk = _plan(math.prod(lead), logits.shape[-1])
     call = jax.ffi.ffi_call(
         "xact_cross_entropy",
@@ -187,6 +178,7 @@ def _cpu(func: str, axis: int | None, x: Any) -> Any:
     jnp = _jnp()
     xt = jnp.reshape(x, (1, -1)) if axis is None else jnp.moveaxis(x, axis, -1)
     out, bad = _ffi_rows(xt, _MODES[func])
+    any_flagged = jnp.any(bad != 0)
     flagged = bad != 0
     if axis is None:
         out, flagged = out[0], flagged[0]
@@ -194,7 +186,7 @@ def _cpu(func: str, axis: int | None, x: Any) -> Any:
         out = jnp.moveaxis(out, -1, axis)
         flagged = jnp.expand_dims(flagged, axis)
     return jax.lax.cond(
-        jnp.any(bad != 0),
+        any_flagged,
         lambda: jnp.where(flagged, _generic(func, x, axis), out),
         lambda: out,
     )
@@ -291,30 +283,17 @@ def _generic_ce(logits: Any, t: Any, ignore_index: int | None, reduction: str) -
 
 
 def _cpu_ce(logits: Any, t: Any, ignore_index: int | None, reduction: str) -> Any:
-    """As the generic code: -0.0 for the ignored samples, NaN for targets out
-    of range (and in the mean's denominator), the weighted mean's 0 for a
-    batch with nothing to count."""
+    """The kernel's losses (-0.0 for the ignored samples, NaN for targets out
+    of range), reduced as the generic code does (:func:`.._losses._finish`:
+    NaN in the mean's denominator too, and 0 for a batch with nothing to
+    count); the generic code for the whole batch if a row is flagged."""
+    from .._losses import _class_masks, _finish
+
     jax = _jax()
-
-    from .._reduction import safe_mean
-
     jnp = _jnp()
     loss, bad = _ffi_cross_entropy(logits, t, ignore_index)
-    if reduction == "none":
-        fast = loss
-    elif reduction == "sum":
-        fast = jnp.sum(loss)
-    else:
-        info = jnp.iinfo(t.dtype)
-        in_range = (t >= 0) & (t < logits.shape[-1])
-        if ignore_index is not None and info.min <= ignore_index <= info.max:
-            ignored = t == ignore_index
-            active, out_of_range = in_range & ~ignored, ~in_range & ~ignored
-        else:
-            active, out_of_range = in_range, ~in_range
-        nan = jnp.asarray(math.nan, loss.dtype)
-        den = jnp.where(out_of_range, nan, active.astype(loss.dtype))
-        fast = safe_mean(jnp, jnp.sum(loss), jnp.sum(den))
+    _, active, out_of_range = _class_masks(jnp, t, logits.shape[-1], ignore_index, None)
+    fast = _finish(jnp, loss, out_of_range, reduction, active.astype(loss.dtype), loss.dtype)
     return jax.lax.cond(
         jnp.any(bad != 0),
         lambda: _generic_ce(logits, t, ignore_index, reduction),
@@ -373,7 +352,11 @@ def cross_entropy(
         or not _usable(logits, logits.shape[1])
     ):
         return NotImplemented
-    it = _int_dtype(target)
+    from .._losses import _default_int
+
+    # (the kernel takes int32 or int64: the namespace's default integer, as
+    # the generic code compares in)
+    it = _default_int(jnp, None)
     if jnp.iinfo(target.dtype).bits > jnp.iinfo(it).bits:  # pragma: no cover - int64 is x64
         return NotImplemented
     t = target if target.dtype == it else target.astype(it)
