@@ -1225,27 +1225,25 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
     return NULL;
 }
 
-/* The handlers: the work in the default floating-point environment. */
-static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f)
+/* The handlers: run's work (at the execution stage) in the default
+ * floating-point environment. */
+static xact_ffi_error *ffi_handle(xact_ffi_call_frame *f,
+                                  xact_ffi_error *(*run)(xact_ffi_call_frame *))
 {
     if (!ffi_executes(f))
         return NULL;
     fp_env e;
     fp_env_enter(&e);
-    xact_ffi_error *err = ffi_rows_run(f);
+    xact_ffi_error *err = run(f);
     fp_env_leave(&e);
     return err;
 }
 
+static xact_ffi_error *ffi_rows(xact_ffi_call_frame *f) { return ffi_handle(f, ffi_rows_run); }
+
 static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
 {
-    if (!ffi_executes(f))
-        return NULL;
-    fp_env e;
-    fp_env_enter(&e);
-    xact_ffi_error *err = ffi_cross_entropy_run(f);
-    fp_env_leave(&e);
-    return err;
+    return ffi_handle(f, ffi_cross_entropy_run);
 }
 
 static PyObject *ck_xla_pool_tasks(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))

@@ -164,29 +164,43 @@ I512 void f2s(__m512d *acc, __m512d *err, __m512d t)
     *acc = y;
 }
 
+/* The arguments s = max(x - m, -700) of 16 floats, as two halves. */
+I512 void shift16(__m512 v, __m512d vm, __m512d floor_, __m512d *sa, __m512d *sb)
+{
+    *sa = _mm512_max_pd(_mm512_sub_pd(lo8(v), vm), floor_);
+    *sb = _mm512_max_pd(_mm512_sub_pd(hi8(v), vm), floor_);
+}
+
+/* The last n - j < 16 floats of x, the lanes past the end reading m (s = 0
+ * there, to be masked out with ka and kb, the masks of the two halves). */
+I512 __m512 load_tail(const float *x, Py_ssize_t j, Py_ssize_t n, double m, __mmask8 *ka,
+                      __mmask8 *kb)
+{
+    __mmask16 k = tail_mask(n - j);
+    *ka = (__mmask8)k, *kb = (__mmask8)(k >> 8);
+    return _mm512_mask_loadu_ps(_mm512_set1_ps((float)m), k, x + j);
+}
+
 T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w)
 {
     const Tab T = tab_load();
     const __m512d vm = _mm512_set1_pd(m), floor_ = _mm512_set1_pd(-700.0);
     __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
     Py_ssize_t j = 0;
+    __m512d sa, sb;
     for (; j + 16 <= n; j += 16) {
-        __m512 v = _mm512_loadu_ps(x + j);
-        __m512d ta = exp8_short(_mm512_max_pd(_mm512_sub_pd(lo8(v), vm), floor_), T);
-        __m512d tb = exp8_short(_mm512_max_pd(_mm512_sub_pd(hi8(v), vm), floor_), T);
+        shift16(_mm512_loadu_ps(x + j), vm, floor_, &sa, &sb);
+        __m512d ta = exp8_short(sa, T), tb = exp8_short(sb, T);
         _mm512_storeu_pd(w + j, ta);
         _mm512_storeu_pd(w + j + 8, tb);
         acc0 = _mm512_add_pd(acc0, ta);
         acc1 = _mm512_add_pd(acc1, tb);
     }
     if (j < n) {
-        __mmask16 k = tail_mask(n - j);
-        __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps((float)m), k, x + j);
-        __mmask8 ka = (__mmask8)k, kb = (__mmask8)(k >> 8);
-        __m512d ta = exp8_short(_mm512_max_pd(_mm512_sub_pd(lo8(v), vm), floor_), T);
-        __m512d tb = exp8_short(_mm512_max_pd(_mm512_sub_pd(hi8(v), vm), floor_), T);
-        ta = _mm512_maskz_mov_pd(ka, ta);
-        tb = _mm512_maskz_mov_pd(kb, tb);
+        __mmask8 ka, kb;
+        shift16(load_tail(x, j, n, m, &ka, &kb), vm, floor_, &sa, &sb);
+        __m512d ta = _mm512_maskz_mov_pd(ka, exp8_short(sa, T));
+        __m512d tb = _mm512_maskz_mov_pd(kb, exp8_short(sb, T));
         _mm512_mask_storeu_pd(w + j, ka, ta);
         _mm512_mask_storeu_pd(w + j + 8, kb, tb);
         acc0 = _mm512_add_pd(acc0, ta);
@@ -202,22 +216,17 @@ T512 double xact_f32_sum(const float *x, Py_ssize_t n, double m)
     const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
     __m512d acc0 = one, acc1 = one, err0 = zero, err1 = zero;
     Py_ssize_t j = 0;
+    __m512d sa, sb;
     for (; j + 16 <= n; j += 16) {
-        __m512 v = _mm512_loadu_ps(x + j);
-        __m512d ta = exp8(_mm512_max_pd(_mm512_sub_pd(lo8(v), vm), floor_), T);
-        __m512d tb = exp8(_mm512_max_pd(_mm512_sub_pd(hi8(v), vm), floor_), T);
-        f2s(&acc0, &err0, ta);
-        f2s(&acc1, &err1, tb);
+        shift16(_mm512_loadu_ps(x + j), vm, floor_, &sa, &sb);
+        f2s(&acc0, &err0, exp8(sa, T));
+        f2s(&acc1, &err1, exp8(sb, T));
     }
     if (j < n) {
-        __mmask16 k = tail_mask(n - j);
-        /* (the lanes past the end read m: s = 0 there, then masked out) */
-        __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps((float)m), k, x + j);
-        __mmask8 ka = (__mmask8)k, kb = (__mmask8)(k >> 8);
-        __m512d ta = exp8(_mm512_max_pd(_mm512_sub_pd(lo8(v), vm), floor_), T);
-        __m512d tb = exp8(_mm512_max_pd(_mm512_sub_pd(hi8(v), vm), floor_), T);
-        ta = _mm512_maskz_mov_pd(ka, ta);
-        tb = _mm512_maskz_mov_pd(kb, tb);
+        __mmask8 ka, kb;
+        shift16(load_tail(x, j, n, m, &ka, &kb), vm, floor_, &sa, &sb);
+        __m512d ta = _mm512_maskz_mov_pd(ka, exp8(sa, T));
+        __m512d tb = _mm512_maskz_mov_pd(kb, exp8(sb, T));
         f2s(&acc0, &err0, ta);
         f2s(&acc1, &err1, tb);
     }
