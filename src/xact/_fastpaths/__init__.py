@@ -47,9 +47,34 @@ _DISABLED_DEPTH = 0
 _ENV = "XACT_DISABLE_FASTPATHS"
 
 
+def _env_reader() -> tuple[Any, Any, frozenset[Any]]:
+    """``(environ, get, on)``: ``get()`` reads the variable from ``environ``,
+    and fast paths are on where it returns one of ``on``. On CPython that is
+    one lookup in ``os.environ``'s own dict, with the key encoded once:
+    ``os.environ.get`` encodes the key at every call, a microsecond, as much
+    as the whole of a small call's dispatch. (The dict is the one
+    ``os.environ[...] = ...`` updates.)"""
+    env = os.environ
+    data, encode = getattr(env, "_data", None), getattr(env, "encodekey", None)
+    encode_value = getattr(env, "encodevalue", None)
+    if isinstance(data, dict) and callable(encode) and callable(encode_value):
+        key = encode(_ENV)
+        return env, lambda: data.get(key), frozenset((None, encode_value(""), encode_value("0")))
+    return env, lambda: env.get(_ENV), frozenset((None, "", "0"))
+
+
+_READ_ENV = _env_reader()
+
+
 def enabled() -> bool:
     """Whether fast paths are used (the environment is read at every call)."""
-    return _DISABLED_DEPTH == 0 and os.environ.get(_ENV, "") in ("", "0")
+    global _READ_ENV
+    if _DISABLED_DEPTH:
+        return False
+    env, get, on = _READ_ENV
+    if env is not os.environ:  # (replaced, as a test may do)
+        env, get, on = _READ_ENV = _env_reader()
+    return get() in on
 
 
 @contextlib.contextmanager
