@@ -254,6 +254,10 @@ static void omp_after_fork_in_child(void) { omp_usable = 0; }
 static const int omp_usable = 0;
 #endif
 
+/* Whether the rows take the AVX-512 kernels (_ckernel_avx512.c): set where
+ * the CPU has them; set_isa() switches them off for the tests. */
+static int use_avx512 = 0;
+
 enum { LSE = 0, SOFTMAX = 1, LOG_SOFTMAX = 2, PARTS = 3 };
 
 /* Compensated sums of non-negative terms, LANES at a time (GCC's vector
@@ -361,6 +365,10 @@ INLINE void shifted(double v, double m, double lo, const int f64, double *s, dou
 INLINE void pass2(const void *x, Py_ssize_t n, double m, double *w, double *rest, double *k,
                   const int f64, const int careful, const int store)
 {
+    if (f64 && !careful && use_avx512) {
+        xact_f64_sums((const double *)x, n, m, store ? w : NULL, rest, k);
+        return;
+    }
     double tb_stack[CHUNK], kb[CHUNK];
     const uint64_t *T = TAB_PTR;
     Sums S;
@@ -406,9 +414,11 @@ INLINE void pass2(const void *x, Py_ssize_t n, double m, double *w, double *rest
 }
 
 INLINE void log_softmax_row(const void *x, Py_ssize_t n, double m, double lg, void *o,
-                            const int f64)
+                            const int f64, const int careful)
 {
-    if (f64) {
+    if (f64 && !careful && use_avx512) { /* (no entry below m - CUTOFF) */
+        xact_f64_shift((const double *)x, n, m, lg, (double *)o);
+    } else if (f64) {
         double *od = (double *)o;
         double far = m - CUTOFF;
         for (Py_ssize_t j = 0; j < n; j++) {
@@ -432,7 +442,9 @@ INLINE void log_softmax_row(const void *x, Py_ssize_t n, double m, double lg, vo
 INLINE void divide_row(const void *x, const double *w, Py_ssize_t n, double m, double denom,
                        void *o, const int f64)
 {
-    if (f64) {
+    if (f64 && use_avx512) {
+        xact_f64_divide((const double *)x, w, n, m, denom, (double *)o);
+    } else if (f64) {
         const double *xd = (const double *)x;
         double *od = (double *)o;
         for (Py_ssize_t j = 0; j < n; j++)
@@ -493,7 +505,7 @@ INLINE Py_ssize_t rows_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, 
             ((double *)out)[2 * i] = m;
             ((double *)out)[2 * i + 1] = lg;
         } else {
-            log_softmax_row(xr, n, m, lg, out + i * n * isz, f64);
+            log_softmax_row(xr, n, m, lg, out + i * n * isz, f64, careful);
         }
     }
     free(w);
@@ -513,9 +525,6 @@ CLONES static Py_ssize_t rows_f32_portable(const char *x, Py_ssize_t rs, Py_ssiz
     return rows_impl(x, rs, n, out, bad, r0, r1, mode, 0);
 }
 
-/* Whether the float32 rows take the AVX-512 kernel (_ckernel_avx512.c):
- * set where the CPU has it; set_isa() switches it off for the tests. */
-static int use_avx512 = 0;
 
 /* rows_impl for float32 with the AVX-512 kernel: the same results to within
  * an ULP of float64 before the rounding to float32. */
@@ -862,6 +871,283 @@ static PyObject *ck_rows(PyObject *Py_UNUSED(self), PyObject *args)
     PyBuffer_Release(&ob);
     PyBuffer_Release(&bb);
     return result;
+}
+
+/* ------------------------------------------------------------------------
+ * sigmoid, elementwise: t = exp(-|x|), (x >= 0 ? 1 : t) / (1 + t) in
+ * float64, as the NumPy path (and the generic code) computes it, one
+ * rounding for float32. The exp is the careful one: subnormal results keep
+ * their digits. */
+
+INLINE void sigmoid_impl(const void *x, void *o, Py_ssize_t n, const int f64)
+{
+    const uint64_t *T = TAB_PTR;
+#pragma omp simd
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = ld(x, j, f64);
+        double s = -fabs(v);
+        double t = xexp(T, s < -1100.0 ? -1100.0 : s, 1); /* (NaN stays NaN) */
+        double r = (v >= 0.0 ? 1.0 : t) / (1.0 + t);
+        if (f64)
+            ((double *)o)[j] = r;
+        else
+            ((float *)o)[j] = (float)r;
+    }
+}
+
+CLONES static void sigmoid_f64_portable(const void *x, void *o, Py_ssize_t n)
+{
+    sigmoid_impl(x, o, n, 1);
+}
+
+CLONES static void sigmoid_f32_portable(const void *x, void *o, Py_ssize_t n)
+{
+    sigmoid_impl(x, o, n, 0);
+}
+
+static void sigmoid_run(const char *x, char *o, Py_ssize_t n, int f64)
+{
+    if (use_avx512 && f64)
+        xact_sigmoid_f64((const double *)x, (double *)o, n);
+    else if (use_avx512)
+        xact_sigmoid_f32((const float *)x, (float *)o, n);
+    else if (f64)
+        sigmoid_f64_portable(x, o, n);
+    else
+        sigmoid_f32_portable(x, o, n);
+}
+
+/* n elements in chunks of chunk over threads OpenMP threads */
+static void sigmoid_threads(const char *x, char *o, Py_ssize_t n, int f64, int threads,
+                            Py_ssize_t chunk)
+{
+    if (threads <= 1 || !omp_usable || chunk >= n) {
+        sigmoid_run(x, o, n, f64);
+        return;
+    }
+    if (chunk < 1)
+        chunk = 1;
+    const Py_ssize_t isz = f64 ? 8 : 4;
+    Py_ssize_t nchunks = (n + chunk - 1) / chunk;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#endif
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        Py_ssize_t a = c * chunk, len = a + chunk < n ? chunk : n - a;
+        sigmoid_run(x + a * isz, o + a * isz, len, f64);
+    }
+}
+
+PyDoc_STRVAR(sigmoid_doc,
+"sigmoid(x, out, threads=1, chunk=1)\n\n"
+"sigmoid of the C-contiguous float32 or float64 buffer x into out (the same\n"
+"format and size): (x >= 0 ? 1 : t) / (1 + t), t = exp(-|x|), in float64,\n"
+"rounded once for float32. With threads > 1 (and openmp()), in chunks of\n"
+"chunk elements over that many OpenMP threads. The GIL is released.");
+
+static PyObject *ck_sigmoid(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *oo;
+    int threads = 1;
+    Py_ssize_t chunk = 1;
+    if (!PyArg_ParseTuple(args, "OO|in:sigmoid", &xo, &oo, &threads, &chunk))
+        return NULL;
+    Py_buffer xb, ob;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const char *xf = xb.format ? xb.format : "B", *of = ob.format ? ob.format : "B";
+    int f64 = strcmp(xf, "d") == 0;
+    if (!(f64 || strcmp(xf, "f") == 0) || strcmp(xf, of) != 0 || xb.len != ob.len) {
+        PyErr_SetString(PyExc_ValueError,
+                        "sigmoid: x and out must be float32 or float64 of one format and size");
+    } else {
+        Py_ssize_t n = xb.len / xb.itemsize;
+        Py_BEGIN_ALLOW_THREADS
+        sigmoid_threads((const char *)xb.buf, (char *)ob.buf, n, f64, threads, chunk);
+        Py_END_ALLOW_THREADS
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
+PyDoc_STRVAR(sigmoid_at_doc,
+"sigmoid_at(x, out, n, f64, threads=1, chunk=1)\n\n"
+"sigmoid() on memory given by address: n contiguous float32 (f64 0) or\n"
+"float64 values at x into out. The GIL is released.");
+
+static PyObject *ck_sigmoid_at(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    unsigned long long xa, oa;
+    Py_ssize_t n, chunk = 1;
+    int f64, threads = 1;
+    if (!PyArg_ParseTuple(args, "KKni|in:sigmoid_at", &xa, &oa, &n, &f64, &threads, &chunk))
+        return NULL;
+    if (n < 0 || xa == 0 || oa == 0) {
+        PyErr_SetString(PyExc_ValueError, "sigmoid_at: bad arguments");
+        return NULL;
+    }
+    const char *x = (const char *)(uintptr_t)xa;
+    char *o = (char *)(uintptr_t)oa;
+    if (n <= 4096) {
+        sigmoid_run(x, o, n, f64);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        sigmoid_threads(x, o, n, f64, threads, chunk);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------
+ * The same rows on memory given by address (torch's Tensor.data_ptr()), on
+ * the calling thread: for the small CPU tensors of _torch.py, where each
+ * conversion to a NumPy view (about a microsecond each way) would cost as
+ * much as the arithmetic. The caller keeps the tensors alive and checks
+ * their dtype, layout and size; nothing here can check an address. */
+
+/* NumPy's pairwise sum (numpy/_core/src/umath/loops_utils.h.src), so that
+ * the reductions below give the bits np.add.reduce gives the NumPy path. */
+static double pairwise_sum(const double *a, Py_ssize_t n)
+{
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (int k = 0; k < 8; k++)
+            r[k] = a[k];
+        Py_ssize_t i;
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int k = 0; k < 8; k++)
+                r[k] += a[i + k];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+/* A byte a row for rows_f64/rows_f32 (on the stack for small calls). */
+#define AT_STACK 512
+
+PyDoc_STRVAR(rows_at_doc,
+"rows_at(x, row_stride, rows, n, out, mode, f64) -> int\n\n"
+"rows() on memory given by address: rows of n float32 (f64 0) or float64\n"
+"values row_stride bytes apart at x, into the contiguous out (1 value a\n"
+"row for mode 0, n for 1 and 2), on the calling thread. Returns the number\n"
+"of rows left to the caller (their output is not written), or raises\n"
+"MemoryError.");
+
+static PyObject *ck_rows_at(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    unsigned long long xa, oa;
+    Py_ssize_t rs, rows, n;
+    int mode, f64;
+    if (!PyArg_ParseTuple(args, "KnnnKii:rows_at", &xa, &rs, &rows, &n, &oa, &mode, &f64))
+        return NULL;
+    if (rows < 0 || n < 1 || mode < LSE || mode > LOG_SOFTMAX || xa == 0 || oa == 0) {
+        PyErr_SetString(PyExc_ValueError, "rows_at: bad arguments");
+        return NULL;
+    }
+    unsigned char stack[AT_STACK];
+    unsigned char *bad = rows <= AT_STACK ? stack : (unsigned char *)malloc((size_t)rows);
+    if (bad == NULL)
+        return PyErr_NoMemory();
+    memset(bad, 0, (size_t)rows);
+    const char *x = (const char *)(uintptr_t)xa;
+    char *out = (char *)(uintptr_t)oa;
+    Py_ssize_t nbad = f64 ? rows_f64(x, rs, n, out, bad, 0, rows, mode)
+                          : rows_f32(x, rs, n, out, bad, 0, rows, mode);
+    if (bad != stack)
+        free(bad);
+    if (nbad < 0)
+        return PyErr_NoMemory();
+    return PyLong_FromSsize_t(nbad);
+}
+
+PyDoc_STRVAR(ce_at_doc,
+"cross_entropy_at(x, row_stride, rows, n, f64, target, ignore, reduction, out)\n"
+"    -> bool\n\n"
+"cross_entropy() with its reduction, on memory given by address: the rows\n"
+"as in rows_at, the int64 targets (contiguous) at target, ignore an int or\n"
+"None, reduction 0 (none: a value a row into out), 1 (sum) or 2 (mean: a\n"
+"value into out), in x's dtype. The sum is NumPy's pairwise sum of the\n"
+"float64 losses; the mean divides it by the samples not ignored (0 where\n"
+"there are none). Returns False, writing nothing, where the caller must\n"
+"decide: a row without a finite maximum, or a target out of range and not\n"
+"ignored.");
+
+static PyObject *ck_cross_entropy_at(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    unsigned long long xa, ta, oa;
+    Py_ssize_t rs, rows, n;
+    int f64, reduction;
+    PyObject *io;
+    if (!PyArg_ParseTuple(args, "KnnniKOiK:cross_entropy_at", &xa, &rs, &rows, &n, &f64, &ta,
+                          &io, &reduction, &oa))
+        return NULL;
+    if (rows < 0 || n < 1 || reduction < 0 || reduction > 2 || xa == 0 || oa == 0 ||
+        (ta == 0 && rows > 0)) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy_at: bad arguments");
+        return NULL;
+    }
+    int has_ignore = io != Py_None;
+    long long ignore = 0;
+    if (has_ignore) {
+        int overflow = 0;
+        ignore = PyLong_AsLongLongAndOverflow(io, &overflow);
+        if (ignore == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow)
+            has_ignore = 0; /* no int64 target equals it */
+    }
+    double stack[AT_STACK];
+    double *loss = rows <= AT_STACK ? stack : (double *)malloc((size_t)rows * sizeof(double));
+    if (loss == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t counts[3] = {0, 0, 0};
+    const char *x = (const char *)(uintptr_t)xa;
+    const int64_t *t = (const int64_t *)(uintptr_t)ta;
+    if (f64)
+        ce_f64(x, rs, n, t, loss, 0, rows, has_ignore, (int64_t)ignore, counts, NULL);
+    else
+        ce_f32(x, rs, n, t, loss, 0, rows, has_ignore, (int64_t)ignore, counts, NULL);
+    int ok = counts[0] == 0 && counts[1] == 0;
+    if (ok) {
+        if (reduction == 0) {
+            for (Py_ssize_t i = 0; i < rows; i++) {
+                if (f64)
+                    ((double *)(uintptr_t)oa)[i] = loss[i];
+                else
+                    ((float *)(uintptr_t)oa)[i] = (float)loss[i];
+            }
+        } else {
+            double total = pairwise_sum(loss, rows);
+            if (reduction == 2)
+                total = counts[2] ? total / (double)counts[2] : 0.0;
+            if (f64)
+                *(double *)(uintptr_t)oa = total;
+            else
+                *(float *)(uintptr_t)oa = (float)total;
+        }
+    }
+    if (loss != stack)
+        free(loss);
+    return PyBool_FromLong(ok);
 }
 
 /* ------------------------------------------------------------------------
@@ -1276,7 +1562,8 @@ static void exp_portable(const double *x, double *o, Py_ssize_t n, int careful)
 }
 
 /* kind 0 and 1: the portable exp (1: careful, with subnormal results);
- * 2: the float32 AVX-512 kernel's, on x clamped to [-700, 0]. */
+ * 2 and 3: the float32 and the float64 AVX-512 kernel's, on x clamped to
+ * [-700, 0]. */
 static PyObject *exp_into(PyObject *xo, PyObject *oo, int kind, const char *name)
 {
     Py_buffer xb, ob;
@@ -1293,6 +1580,8 @@ static PyObject *exp_into(PyObject *xo, PyObject *oo, int kind, const char *name
     } else {
         if (kind == 2)
             xact_exp_avx512((const double *)xb.buf, (double *)ob.buf, xb.len / 8);
+        else if (kind == 3)
+            xact_exp_f64_avx512((const double *)xb.buf, (double *)ob.buf, xb.len / 8);
         else
             exp_portable((const double *)xb.buf, (double *)ob.buf, xb.len / 8, kind);
         Py_INCREF(Py_None);
@@ -1315,13 +1604,14 @@ static PyObject *ck_exp(PyObject *Py_UNUSED(self), PyObject *args)
 static PyObject *ck_exp16(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *xo, *oo;
-    if (!PyArg_ParseTuple(args, "OO:exp16", &xo, &oo))
+    int full = 0;
+    if (!PyArg_ParseTuple(args, "OO|p:exp16", &xo, &oo, &full))
         return NULL;
     if (!xact_avx512_usable()) {
         PyErr_SetString(PyExc_RuntimeError, "exp16: this CPU has no AVX-512");
         return NULL;
     }
-    return exp_into(xo, oo, 2, "exp16");
+    return exp_into(xo, oo, full ? 3 : 2, "exp16");
 }
 
 PyDoc_STRVAR(set_isa_doc,
@@ -1368,10 +1658,16 @@ static PyMethodDef ck_methods[] = {
     {"openmp", ck_openmp, METH_NOARGS,
      "openmp() -> bool: whether rows() and cross_entropy() can split their rows over "
      "OpenMP threads in this process (built with OpenMP, and not a fork()ed child)."},
-    {"exp16", ck_exp16, METH_VARARGS, "exp16(x, out): the float32 AVX-512 kernel's exp."},
+    {"exp16", ck_exp16, METH_VARARGS,
+     "exp16(x, out, full=False): the AVX-512 kernels' exp (a table of 16), on x clamped to "
+     "[-700, 0]: the float32 rows' (no tails), or with full the float64 rows'."},
     {"set_isa", ck_set_isa, METH_VARARGS, set_isa_doc},
     {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the float32 kernels this CPU can run."},
     {"rows", ck_rows, METH_VARARGS, rows_doc},
+    {"rows_at", ck_rows_at, METH_VARARGS, rows_at_doc},
+    {"sigmoid", ck_sigmoid, METH_VARARGS, sigmoid_doc},
+    {"sigmoid_at", ck_sigmoid_at, METH_VARARGS, sigmoid_at_doc},
+    {"cross_entropy_at", ck_cross_entropy_at, METH_VARARGS, ce_at_doc},
     {"xla_pool_tasks", ck_xla_pool_tasks, METH_NOARGS,
      "xla_pool_tasks() -> int: the tasks the XLA handlers have scheduled on XLA's thread "
      "pool so far (for the tests)."},
@@ -1398,8 +1694,9 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[sssssssss]", "cross_entropy", "exp", "exp16", "isas",
-                                  "openmp", "rows", "set_isa", "xla_handlers", "xla_pool_tasks");
+    PyObject *all = Py_BuildValue("[sssssssssssss]", "cross_entropy", "cross_entropy_at",
+                                  "exp", "exp16", "isas", "openmp", "rows", "rows_at", "set_isa",
+                                  "sigmoid", "sigmoid_at", "xla_handlers", "xla_pool_tasks");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
         Py_XDECREF(all);
         Py_DECREF(m);

@@ -22,7 +22,28 @@ double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w);
 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o);
 /* o_j = (float)((x_j - m) - lg) */
 void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o);
-/* The exp of the kernel, on float64 clamped to [-700, 0] (for the tests). */
+/* The exps of the float32 and float64 kernels, on float64 clamped to
+ * [-700, 0] (for the tests). */
 void xact_exp_avx512(const double *x, double *o, Py_ssize_t n);
+void xact_exp_f64_avx512(const double *x, double *o, Py_ssize_t n);
+
+
+/* The float64 rows for AVX-512: the portable kernel's arithmetic with
+ * another exp (as accurate), for rows whose terms are all at least
+ * exp(-700). */
+/* The row's maximum and minimum; 0 as xact_f32_max. */
+int xact_f64_scan(const double *x, Py_ssize_t n, double *m, double *mn);
+/* Pass 2 of _ckernel.c (not careful): the rest and the count of the maxima;
+ * with w, the terms (0 at the maxima) into it. */
+void xact_f64_sums(const double *x, Py_ssize_t n, double m, double *w, double *rest, double *k);
+/* o_j = (x_j == m ? 1 : w_j) / denom */
+void xact_f64_divide(const double *x, const double *w, Py_ssize_t n, double m, double denom,
+                     double *o);
+/* o_j = ((x_j - m) - lg) + e_j, with e_j the TwoSum error of x_j - m */
+void xact_f64_shift(const double *x, Py_ssize_t n, double m, double lg, double *o);
+/* sigmoid as the NumPy path computes it, in float64:
+ * (x >= 0 ? 1 : t) / (1 + t), t = exp(-|x|), rounded once for float32. */
+void xact_sigmoid_f64(const double *x, double *o, Py_ssize_t n);
+void xact_sigmoid_f32(const float *x, float *o, Py_ssize_t n);
 
 #endif

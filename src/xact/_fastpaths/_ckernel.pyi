@@ -14,12 +14,29 @@ def cross_entropy(
     chunk: int = 1,
     /,
 ) -> tuple[int, int, int]: ...
+def cross_entropy_at(
+    x: int,
+    row_stride: int,
+    rows: int,
+    n: int,
+    f64: int,
+    target: int,
+    ignore: int | None,
+    reduction: int,
+    out: int,
+    /,
+) -> bool: ...
+def rows_at(
+    x: int, row_stride: int, rows: int, n: int, out: int, mode: int, f64: int, /
+) -> int: ...
 def rows(
     x: Any, out: Any, bad: Any, mode: int, r0: int, r1: int, threads: int = 1, chunk: int = 1, /
 ) -> int: ...
 def openmp() -> bool: ...
+def sigmoid(x: Any, out: Any, threads: int = 1, chunk: int = 1, /) -> None: ...
+def sigmoid_at(x: int, out: int, n: int, f64: int, threads: int = 1, chunk: int = 1, /) -> None: ...
 def exp(x: Any, out: Any, careful: bool, /) -> None: ...
-def exp16(x: Any, out: Any, /) -> None: ...
+def exp16(x: Any, out: Any, full: bool = False, /) -> None: ...
 def isas() -> tuple[str, ...]: ...
 def set_isa(name: str, /) -> str: ...
 def xla_handlers() -> dict[str, Any]: ...
@@ -27,12 +44,16 @@ def xla_pool_tasks() -> int: ...
 
 __all__ = [
     "cross_entropy",
+    "cross_entropy_at",
     "exp",
     "exp16",
     "isas",
     "openmp",
     "rows",
+    "rows_at",
     "set_isa",
+    "sigmoid",
+    "sigmoid_at",
     "xla_handlers",
     "xla_pool_tasks",
 ]

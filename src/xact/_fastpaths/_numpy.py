@@ -537,6 +537,9 @@ def _elementwise(mode: str, x: Any) -> Any:
     flat = x.reshape(-1)
     out = np.empty(x.shape, x.dtype)
     oflat = out.reshape(-1)
+    if mode == "sigmoid" and _ck is not None:
+        _c_sigmoid(flat, oflat)
+        return out
     if mode == "sigmoid" and x.dtype == _F32:
         work = _sigmoid_f32
     else:
@@ -551,6 +554,18 @@ def _elementwise(mode: str, x: Any) -> Any:
 
     _parallel.split(n_blocks, nb, run)
     return out
+
+
+def _c_sigmoid(flat: np.ndarray, oflat: np.ndarray) -> None:
+    """sigmoid with the C kernel (``_ckernel.sigmoid``): what
+    :func:`_sigmoid_f64` and :func:`_sigmoid_f32` compute, in one pass, the
+    elements split over threads."""
+    sig = _ck.sigmoid  # type: ignore[union-attr]  # (where c_kernel_built())
+    nt, chunk = _parallel.plan(flat.size, 1)
+    if nt > 1 and _ck.openmp():  # type: ignore[union-attr]
+        sig(flat, oflat, nt, chunk)
+    else:
+        _parallel.share(flat.size, 1, lambda i0, i1: sig(flat[i0:i1], oflat[i0:i1]))
 
 
 def _blocks(size: int, nb: int) -> Any:
