@@ -917,12 +917,29 @@ static void sigmoid_run(const char *x, char *o, Py_ssize_t n, int f64)
         sigmoid_f32_portable(x, o, n);
 }
 
+/* Elementwise modes: sigmoid, and (AVX-512 only, use_avx512 checked by the
+ * caller) log_sigmoid and softplus. */
+enum { EW_SIGMOID = 0, EW_LOG_SIGMOID = 1, EW_SOFTPLUS = 2 };
+
+static void ew_run(const char *x, char *o, Py_ssize_t n, int f64, int mode)
+{
+    if (mode == EW_SIGMOID) {
+        sigmoid_run(x, o, n, f64);
+        return;
+    }
+    double sign = mode == EW_LOG_SIGMOID ? -1.0 : 1.0;
+    if (f64)
+        xact_log1p_exp_f64((const double *)x, (double *)o, n, sign);
+    else
+        xact_log1p_exp_f32((const float *)x, (float *)o, n, sign);
+}
+
 /* n elements in chunks of chunk over threads OpenMP threads */
-static void sigmoid_threads(const char *x, char *o, Py_ssize_t n, int f64, int threads,
-                            Py_ssize_t chunk)
+static void ew_threads(const char *x, char *o, Py_ssize_t n, int f64, int mode, int threads,
+                       Py_ssize_t chunk)
 {
     if (threads <= 1 || !omp_usable || chunk >= n) {
-        sigmoid_run(x, o, n, f64);
+        ew_run(x, o, n, f64, mode);
         return;
     }
     if (chunk < 1)
@@ -934,7 +951,7 @@ static void sigmoid_threads(const char *x, char *o, Py_ssize_t n, int f64, int t
 #endif
     for (Py_ssize_t c = 0; c < nchunks; c++) {
         Py_ssize_t a = c * chunk, len = a + chunk < n ? chunk : n - a;
-        sigmoid_run(x + a * isz, o + a * isz, len, f64);
+        ew_run(x + a * isz, o + a * isz, len, f64, mode);
     }
 }
 
@@ -945,13 +962,10 @@ PyDoc_STRVAR(sigmoid_doc,
 "rounded once for float32. With threads > 1 (and openmp()), in chunks of\n"
 "chunk elements over that many OpenMP threads. The GIL is released.");
 
-static PyObject *ck_sigmoid(PyObject *Py_UNUSED(self), PyObject *args)
+/* x into out (buffers) in mode, over threads */
+static PyObject *ew_buffers(PyObject *xo, PyObject *oo, int mode, int threads, Py_ssize_t chunk,
+                            const char *name)
 {
-    PyObject *xo, *oo;
-    int threads = 1;
-    Py_ssize_t chunk = 1;
-    if (!PyArg_ParseTuple(args, "OO|in:sigmoid", &xo, &oo, &threads, &chunk))
-        return NULL;
     Py_buffer xb, ob;
     if (PyObject_GetBuffer(xo, &xb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return NULL;
@@ -963,12 +977,12 @@ static PyObject *ck_sigmoid(PyObject *Py_UNUSED(self), PyObject *args)
     const char *xf = xb.format ? xb.format : "B", *of = ob.format ? ob.format : "B";
     int f64 = strcmp(xf, "d") == 0;
     if (!(f64 || strcmp(xf, "f") == 0) || strcmp(xf, of) != 0 || xb.len != ob.len) {
-        PyErr_SetString(PyExc_ValueError,
-                        "sigmoid: x and out must be float32 or float64 of one format and size");
+        PyErr_Format(PyExc_ValueError,
+                     "%s: x and out must be float32 or float64 of one format and size", name);
     } else {
         Py_ssize_t n = xb.len / xb.itemsize;
         Py_BEGIN_ALLOW_THREADS
-        sigmoid_threads((const char *)xb.buf, (char *)ob.buf, n, f64, threads, chunk);
+        ew_threads((const char *)xb.buf, (char *)ob.buf, n, f64, mode, threads, chunk);
         Py_END_ALLOW_THREADS
         Py_INCREF(Py_None);
         result = Py_None;
@@ -976,6 +990,43 @@ static PyObject *ck_sigmoid(PyObject *Py_UNUSED(self), PyObject *args)
     PyBuffer_Release(&xb);
     PyBuffer_Release(&ob);
     return result;
+}
+
+static PyObject *ck_sigmoid(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *oo;
+    int threads = 1;
+    Py_ssize_t chunk = 1;
+    if (!PyArg_ParseTuple(args, "OO|in:sigmoid", &xo, &oo, &threads, &chunk))
+        return NULL;
+    return ew_buffers(xo, oo, EW_SIGMOID, threads, chunk, "sigmoid");
+}
+
+PyDoc_STRVAR(log1p_exp_doc,
+"log1p_exp(x, out, sign, threads=1, chunk=1) -> bool\n\n"
+"log_sigmoid (sign -1: min(x, 0) - log1p(exp(-|x|))) or softplus (sign +1:\n"
+"max(x, 0) + log1p(exp(-|x|))) of the C-contiguous float32 or float64\n"
+"buffer x into out, in float64, as sigmoid(). Only with the AVX-512\n"
+"kernel: returns False, writing nothing, where it is not in use.");
+
+static PyObject *ck_log1p_exp(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *oo, *r;
+    int sign, threads = 1;
+    Py_ssize_t chunk = 1;
+    if (!PyArg_ParseTuple(args, "OOi|in:log1p_exp", &xo, &oo, &sign, &threads, &chunk))
+        return NULL;
+    if (sign != 1 && sign != -1) {
+        PyErr_SetString(PyExc_ValueError, "log1p_exp: sign must be 1 or -1");
+        return NULL;
+    }
+    if (!use_avx512)
+        Py_RETURN_FALSE;
+    r = ew_buffers(xo, oo, sign < 0 ? EW_LOG_SIGMOID : EW_SOFTPLUS, threads, chunk, "log1p_exp");
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_TRUE;
 }
 
 PyDoc_STRVAR(sigmoid_at_doc,
@@ -1000,7 +1051,7 @@ static PyObject *ck_sigmoid_at(PyObject *Py_UNUSED(self), PyObject *args)
         sigmoid_run(x, o, n, f64);
     } else {
         Py_BEGIN_ALLOW_THREADS
-        sigmoid_threads(x, o, n, f64, threads, chunk);
+        ew_threads(x, o, n, f64, EW_SIGMOID, threads, chunk);
         Py_END_ALLOW_THREADS
     }
     Py_RETURN_NONE;
@@ -1666,6 +1717,7 @@ static PyMethodDef ck_methods[] = {
     {"rows", ck_rows, METH_VARARGS, rows_doc},
     {"rows_at", ck_rows_at, METH_VARARGS, rows_at_doc},
     {"sigmoid", ck_sigmoid, METH_VARARGS, sigmoid_doc},
+    {"log1p_exp", ck_log1p_exp, METH_VARARGS, log1p_exp_doc},
     {"sigmoid_at", ck_sigmoid_at, METH_VARARGS, sigmoid_at_doc},
     {"cross_entropy_at", ck_cross_entropy_at, METH_VARARGS, ce_at_doc},
     {"xla_pool_tasks", ck_xla_pool_tasks, METH_NOARGS,
@@ -1694,9 +1746,10 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[sssssssssssss]", "cross_entropy", "cross_entropy_at",
-                                  "exp", "exp16", "isas", "openmp", "rows", "rows_at", "set_isa",
-                                  "sigmoid", "sigmoid_at", "xla_handlers", "xla_pool_tasks");
+    PyObject *all = Py_BuildValue("[ssssssssssssss]", "cross_entropy", "cross_entropy_at",
+                                  "exp", "exp16", "isas", "log1p_exp", "openmp", "rows",
+                                  "rows_at", "set_isa", "sigmoid", "sigmoid_at", "xla_handlers",
+                                  "xla_pool_tasks");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {
         Py_XDECREF(all);
         Py_DECREF(m);

@@ -533,6 +533,151 @@ T512 void xact_sigmoid_f32(const float *x, float *o, Py_ssize_t n)
     }
 }
 
+/* log_sigmoid (sign -1) and softplus (sign +1): min(x, 0) - log1p(t) and
+ * max(x, 0) + log1p(t), t = exp(-|x|), in float64 as the NumPy path
+ * computes them. log1p(t) for 0 <= t <= 1: below t = 1/32 a polynomial in
+ * t itself (relative accuracy for tiny t); above, u = 1 + t (its rounding
+ * error c kept), u = c_j (1 + r) with c_j = 1 + (2j + 1)/32 from the top
+ * four bits of u, log u = L_j + log1p(r), |r| <= 1/33, L_j = -log(1/c_j
+ * rounded) in two parts, and c / u added. log1p(r) = r - r^2/2 + r^3 q(r),
+ * q of degree 7 (mpmath.chebyfit on |r| <= 1.01/32: 0.006 ULP). u = 2
+ * (t within 2^-53 of 1) is ln 2 + c/2. Lanes with |x| >= 700 (their t is
+ * subnormal, or x infinite) are redone with libm. */
+static const uint64_t LINV16[16] = {
+    0x3fef07c1f07c1f08ULL, 0x3fed41d41d41d41dULL, 0x3febacf914c1bad0ULL,
+    0x3fea41a41a41a41aULL, 0x3fe8f9c18f9c18faULL, 0x3fe7d05f417d05f4ULL,
+    0x3fe6c16c16c16c17ULL, 0x3fe5c9882b931057ULL, 0x3fe4e5e0a72f0539ULL,
+    0x3fe4141414141414ULL, 0x3fe3521cfb2b78c1ULL, 0x3fe29e4129e4129eULL,
+    0x3fe1f7047dc11f70ULL, 0x3fe15b1e5f75270dULL, 0x3fe0c9714fbcda3bULL,
+    0x3fe0410410410410ULL,
+};
+static const uint64_t LHI16[16] = {
+    0x3f9f829b0e7832f8ULL, 0x3fb6f0d28ae56b4eULL, 0x3fc29552f81ff521ULL,
+    0x3fc9525a9cf456b6ULL, 0x3fcfb9186d5e3e29ULL, 0x3fd2e8e2bae11d31ULL,
+    0x3fd5d1bdbf5809caULL, 0x3fd89a3386c1425bULL, 0x3fdb44f77bcc8f64ULL,
+    0x3fddd46a04c1c4a1ULL, 0x3fe02552a5a5d0ffULL, 0x3fe154c3d2f4d5eaULL,
+    0x3fe2795e1289b11bULL, 0x3fe393e0d3562a1aULL, 0x3fe4a4f85db03ebbULL,
+    0x3fe5ad404c359f2dULL,
+};
+static const uint64_t LLO16[16] = {
+    0x3c333e3f04f1ef25ULL, 0xbc420db323097324ULL, 0x3c6301771c407dc0ULL,
+    0xbc626fb3e2b1d1daULL, 0x3c6355519b0de535ULL, 0xbc61e99b72bd7bf2ULL,
+    0xbc77dc9c7c23801fULL, 0x3c62d38c40881e0bULL, 0xbc2a0892a8b38eedULL,
+    0xbc119d95b62e2476ULL, 0x3c6e9c695d7ee800ULL, 0x3c698f33a3965e29ULL,
+    0x3c8ade0fcf6e5a1dULL, 0xbc838eef67f2483aULL, 0xbc8d76102e1644f2ULL,
+    0x3c8eca6aa97c08e7ULL,
+};
+#define Q0 0x1.5555555555549p-2
+#define Q1 (-0x1.fffffffffffe9p-3)
+#define Q2 0x1.9999999a5f907p-3
+#define Q3 (-0x1.555555560acdfp-3)
+#define Q4 0x1.249239fbdacadp-3
+#define Q5 (-0x1.ffffe435365b2p-4)
+#define Q6 0x1.c7da96c02b3d0p-4
+#define Q7 (-0x1.9a47e6d49e47fp-4)
+#define LN2_HI 0x1.62e42fefa39efp-1
+#define LN2_LO 0x1.abc9e3b39803fp-56
+
+typedef struct {
+    __m512d i0, i1, h0, h1, l0, l1;
+} LogTab;
+
+I512 LogTab logtab_load(void)
+{
+    LogTab L;
+    L.i0 = _mm512_loadu_pd((const void *)LINV16);
+    L.i1 = _mm512_loadu_pd((const void *)(LINV16 + 8));
+    L.h0 = _mm512_loadu_pd((const void *)LHI16);
+    L.h1 = _mm512_loadu_pd((const void *)(LHI16 + 8));
+    L.l0 = _mm512_loadu_pd((const void *)LLO16);
+    L.l1 = _mm512_loadu_pd((const void *)(LLO16 + 8));
+    return L;
+}
+
+/* log1p(t) for 0 <= t <= 1 (NaN stays NaN) */
+I512 __m512d log1p8(__m512d t, LogTab L)
+{
+    const __m512d one = V(1.0);
+    __m512d u = _mm512_add_pd(one, t);
+    __m512d c = _mm512_add_pd(_mm512_sub_pd(one, u), t);
+    __mmask8 small = _mm512_cmp_pd_mask(t, V(0x1p-5), _CMP_LT_OQ);
+    __m512d m = _mm512_getmant_pd(u, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    __m512i j = _mm512_srli_epi64(_mm512_castpd_si512(m), 48); /* (low 4 bits: the index) */
+    __m512d inv = _mm512_permutex2var_pd(L.i0, j, L.i1);
+    __m512d r = _mm512_mask_mov_pd(_mm512_fmsub_pd(m, inv, one), small, t);
+    __m512d lh = _mm512_maskz_mov_pd((__mmask8)~small, _mm512_permutex2var_pd(L.h0, j, L.h1));
+    __m512d ll = _mm512_maskz_mov_pd((__mmask8)~small, _mm512_permutex2var_pd(L.l0, j, L.l1));
+    __m512d corr = _mm512_maskz_mul_pd((__mmask8)~small, c, inv);
+    __m512d q = _mm512_fmadd_pd(V(Q7), r, V(Q6));
+    q = _mm512_fmadd_pd(q, r, V(Q5));
+    q = _mm512_fmadd_pd(q, r, V(Q4));
+    q = _mm512_fmadd_pd(q, r, V(Q3));
+    q = _mm512_fmadd_pd(q, r, V(Q2));
+    q = _mm512_fmadd_pd(q, r, V(Q1));
+    q = _mm512_fmadd_pd(q, r, V(Q0));
+    /* r^2 (-1/2 + r q) */
+    __m512d p = _mm512_mul_pd(_mm512_mul_pd(r, r), _mm512_fmadd_pd(r, q, V(-0.5)));
+    __m512d sh = _mm512_add_pd(lh, r); /* Fast2Sum: |lh| >= |r| or lh = 0 */
+    __m512d err = _mm512_add_pd(_mm512_sub_pd(lh, sh), r);
+    __m512d y = _mm512_add_pd(sh, _mm512_add_pd(err, _mm512_add_pd(ll, _mm512_add_pd(corr, p))));
+    __mmask8 two = _mm512_cmp_pd_mask(u, V(2.0), _CMP_EQ_OQ);
+    __m512d y2 = _mm512_add_pd(V(LN2_HI), _mm512_fmadd_pd(c, V(0.5), V(LN2_LO)));
+    return _mm512_mask_mov_pd(y, two, y2);
+}
+
+/* sign * (max or min)(x, 0) + sign * log1p(exp(-|x|)) on 8 lanes; far: the
+ * lanes left to libm */
+I512 __m512d log1p_exp8(__m512d v, double sign, Tab2 T, LogTab L, __mmask8 *far)
+{
+    __m512d s = neg_abs_floor(v);
+    *far = _mm512_cmp_pd_mask(s, V(-700.0), _CMP_EQ_OQ);
+    __m512d y = log1p8(exp8_full(s, T), L);
+    if (sign < 0)
+        return _mm512_sub_pd(_mm512_min_pd(v, _mm512_setzero_pd()), y);
+    return _mm512_add_pd(_mm512_max_pd(v, _mm512_setzero_pd()), y);
+}
+
+static double log1p_exp1(double v, double sign)
+{
+    double y = log1p(exp(-fabs(v)));
+    return sign < 0 ? fmin(v, 0.0) - y : fmax(v, 0.0) + y;
+}
+
+T512 void xact_log1p_exp_f64(const double *x, double *o, Py_ssize_t n, double sign)
+{
+    const Tab2 T = tab2_load();
+    const LogTab L = logtab_load();
+    for (Py_ssize_t j = 0; j < n; j += 8) {
+        __mmask8 kk = tail_mask8(n - j), far;
+        __m512d v = _mm512_maskz_loadu_pd(kk, x + j);
+        _mm512_mask_storeu_pd(o + j, kk, log1p_exp8(v, sign, T, L, &far));
+        far &= kk;
+        for (int l = 0; far; l++, far >>= 1)
+            if (far & 1)
+                o[j + l] = log1p_exp1(x[j + l], sign);
+    }
+}
+
+T512 void xact_log1p_exp_f32(const float *x, float *o, Py_ssize_t n, double sign)
+{
+    const Tab2 T = tab2_load();
+    const LogTab L = logtab_load();
+    for (Py_ssize_t j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : tail_mask(n - j);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + j);
+        __mmask8 fa, fb;
+        __m256 ra = _mm512_cvtpd_ps(log1p_exp8(lo8(v), sign, T, L, &fa));
+        __m256 rb = _mm512_cvtpd_ps(log1p_exp8(hi8(v), sign, T, L, &fb));
+        __m512 r = _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castpd256_pd512(_mm256_castps_pd(ra)), _mm256_castps_pd(rb), 1));
+        _mm512_mask_storeu_ps(o + j, k, r);
+        unsigned far = ((unsigned)fa | ((unsigned)fb << 8)) & k;
+        for (int l = 0; far; l++, far >>= 1)
+            if (far & 1)
+                o[j + l] = (float)log1p_exp1((double)x[j + l], sign);
+    }
+}
+
 T512 void xact_exp_f64_avx512(const double *x, double *o, Py_ssize_t n)
 {
     const Tab2 T = tab2_load();
@@ -581,6 +726,14 @@ void xact_exp_avx512(const double *x, double *o, Py_ssize_t n) { (void)x, (void)
 void xact_exp_f64_avx512(const double *x, double *o, Py_ssize_t n) { (void)x, (void)o, (void)n; }
 void xact_sigmoid_f64(const double *x, double *o, Py_ssize_t n) { (void)x, (void)o, (void)n; }
 void xact_sigmoid_f32(const float *x, float *o, Py_ssize_t n) { (void)x, (void)o, (void)n; }
+void xact_log1p_exp_f64(const double *x, double *o, Py_ssize_t n, double sign)
+{
+    (void)x, (void)o, (void)n, (void)sign;
+}
+void xact_log1p_exp_f32(const float *x, float *o, Py_ssize_t n, double sign)
+{
+    (void)x, (void)o, (void)n, (void)sign;
+}
 int xact_f64_scan(const double *x, Py_ssize_t n, double *m_out, double *min_out)
 {
     (void)x, (void)n, (void)m_out, (void)min_out;

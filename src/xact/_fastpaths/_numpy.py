@@ -537,8 +537,9 @@ def _elementwise(mode: str, x: Any) -> Any:
     flat = x.reshape(-1)
     out = np.empty(x.shape, x.dtype)
     oflat = out.reshape(-1)
-    if mode == "sigmoid" and _ck is not None:
-        _c_sigmoid(flat, oflat)
+    if _ck is not None and (mode == "sigmoid" or _c_log1p_exp(flat, oflat, _SIGN[mode])):
+        if mode == "sigmoid":
+            _c_elementwise(_ck.sigmoid, flat, oflat)
         return out
     if mode == "sigmoid" and x.dtype == _F32:
         work = _sigmoid_f32
@@ -556,16 +557,29 @@ def _elementwise(mode: str, x: Any) -> Any:
     return out
 
 
-def _c_sigmoid(flat: np.ndarray, oflat: np.ndarray) -> None:
-    """sigmoid with the C kernel (``_ckernel.sigmoid``): what
-    :func:`_sigmoid_f64` and :func:`_sigmoid_f32` compute, in one pass, the
-    elements split over threads."""
-    sig = _ck.sigmoid  # type: ignore[union-attr]  # (where c_kernel_built())
+_SIGN = {"log_sigmoid": -1, "softplus": 1}
+
+
+def _c_elementwise(func: Any, flat: np.ndarray, oflat: np.ndarray, *args: Any) -> None:
+    """``func(flat, oflat, *args, threads, chunk)`` of the C kernel, the
+    elements split over an OpenMP team (or Python threads without one)."""
     nt, chunk = _parallel.plan(flat.size, 1)
-    if nt > 1 and _ck.openmp():  # type: ignore[union-attr]
-        sig(flat, oflat, nt, chunk)
+    if nt > 1 and _ck.openmp():  # type: ignore[union-attr]  # (where c_kernel_built())
+        func(flat, oflat, *args, nt, chunk)
     else:
-        _parallel.share(flat.size, 1, lambda i0, i1: sig(flat[i0:i1], oflat[i0:i1]))
+        _parallel.share(flat.size, 1, lambda i0, i1: func(flat[i0:i1], oflat[i0:i1], *args))
+
+
+def _c_log1p_exp(flat: np.ndarray, oflat: np.ndarray, sign: int) -> bool:
+    """log_sigmoid (sign -1) or softplus (+1) with the C kernel
+    (``_ckernel.log1p_exp``): what :func:`_log1p_exp` computes, in one pass
+    of float64 lanes, with an ``exp`` and a ``log1p`` of its own (AVX-512
+    only: False, nothing written, where that kernel is not in use)."""
+    probe = _ck.log1p_exp  # type: ignore[union-attr]  # (where c_kernel_built())
+    if not probe(flat[:0], oflat[:0], sign):
+        return False
+    _c_elementwise(probe, flat, oflat, sign)
+    return True
 
 
 def _blocks(size: int, nb: int) -> Any:
