@@ -611,6 +611,59 @@ def test_torch_small_tensors_take_the_numpy_route(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_numpy_small_cross_entropy_in_one_call(dtype, monkeypatch):
+    """Small NumPy logits with int64 targets: the losses and their reduction
+    in one C call (``cross_entropy_reduce``), the bits and the types of the
+    threaded path (a scalar for "sum", a 0-d array for "mean"); where it
+    declines (int32 targets, a strided target, a target out of range, a
+    special row) the other paths run, and bad buffers are refused."""
+    if fnp._ck is None:
+        pytest.skip("the C kernel is not built")
+    ck = fnp._ck
+    calls = []
+    real = ck.cross_entropy_reduce
+    monkeypatch.setattr(fnp, "_ck", _CkCalls(ck, openmp=True))
+    monkeypatch.setattr(
+        fnp._ck, "cross_entropy_reduce", lambda *a: calls.append(1) or real(*a), raising=False
+    )
+    x = _random((32, 10), dtype)
+    t = np.arange(32) % 10
+    for reduction in ("none", "sum", "mean"):
+        for ignore in (None, 3, -(2**70)):
+            kw = {"reduction": reduction, "ignore_index": ignore}
+            one = xact.cross_entropy(x, t, **kw)
+            with monkeypatch.context() as m:
+                m.setattr(fnp, "_small_ce", lambda *a: None)
+                threaded = xact.cross_entropy(x, t, **kw)
+            assert type(one) is type(threaded)
+            assert np.asarray(one).dtype == np.asarray(threaded).dtype
+            np.testing.assert_array_equal(one, threaded)
+    assert len(calls) == 9
+    calls.clear()
+    bad_t = t.copy()
+    bad_t[4] = 10
+    special = x.copy()
+    special[2, 3] = INF
+    for logits, target in (
+        (x, t.astype(np.int32)),
+        (x, np.repeat(t, 2)[::2]),
+        (special, t),
+    ):
+        fast, generic = _both(lambda a, tt=target: xact.cross_entropy(a, tt), logits)
+        _assert_same(fast, generic, ULPS[dtype])
+    with pytest.raises(ValueError, match="class index"):
+        xact.cross_entropy(x, bad_t)
+    assert len(calls) == 2  # the special row and the target out of range
+    out = np.empty((), dtype)
+    with pytest.raises(ValueError, match="int64"):
+        real(x, t.astype(np.int32), None, 2, out)
+    with pytest.raises(ValueError, match="wrong dtype or size"):
+        real(x, t, None, 0, out)
+    with pytest.raises(ValueError, match="reduction must be"):
+        real(x, t, None, 3, out)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_torch_small_tensors_on_their_own_memory(dtype, monkeypatch):
     """Small contiguous tensors reduced along their last axis (or all of it)
     run the C kernel on their own memory (``_ckernel.rows_at`` and

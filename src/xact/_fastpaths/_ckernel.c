@@ -1142,11 +1142,66 @@ PyDoc_STRVAR(ce_at_doc,
 "decide: a row without a finite maximum, or a target out of range and not\n"
 "ignored.");
 
+/* cross_entropy_at's work: 1 done, 0 left to the caller, -1 no memory */
+static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n, int f64,
+                     const int64_t *t, int has_ignore, int64_t ignore, int reduction, char *out)
+{
+    double stack[AT_STACK];
+    double *loss = rows <= AT_STACK ? stack : (double *)malloc((size_t)rows * sizeof(double));
+    if (loss == NULL)
+        return -1;
+    Py_ssize_t counts[3] = {0, 0, 0};
+    if (f64)
+        ce_f64(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, NULL);
+    else
+        ce_f32(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, NULL);
+    int ok = counts[0] == 0 && counts[1] == 0;
+    if (ok) {
+        if (reduction == 0) {
+            for (Py_ssize_t i = 0; i < rows; i++) {
+                if (f64)
+                    ((double *)out)[i] = loss[i];
+                else
+                    ((float *)out)[i] = (float)loss[i];
+            }
+        } else {
+            double total = pairwise_sum(loss, rows);
+            if (reduction == 2)
+                total = counts[2] ? total / (double)counts[2] : 0.0;
+            if (f64)
+                *(double *)out = total;
+            else
+                *(float *)out = (float)total;
+        }
+    }
+    if (loss != stack)
+        free(loss);
+    return ok;
+}
+
+/* ignore_index: None, or an int (beyond int64: no target equals it) */
+static int parse_ignore(PyObject *io, int *has_ignore, int64_t *ignore)
+{
+    *has_ignore = io != Py_None;
+    *ignore = 0;
+    if (*has_ignore) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(io, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow)
+            *has_ignore = 0;
+        *ignore = (int64_t)v;
+    }
+    return 0;
+}
+
 static PyObject *ck_cross_entropy_at(PyObject *Py_UNUSED(self), PyObject *args)
 {
     unsigned long long xa, ta, oa;
     Py_ssize_t rs, rows, n;
-    int f64, reduction;
+    int f64, reduction, has_ignore;
+    int64_t ignore;
     PyObject *io;
     if (!PyArg_ParseTuple(args, "KnnniKOiK:cross_entropy_at", &xa, &rs, &rows, &n, &f64, &ta,
                           &io, &reduction, &oa))
@@ -1156,49 +1211,74 @@ static PyObject *ck_cross_entropy_at(PyObject *Py_UNUSED(self), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "cross_entropy_at: bad arguments");
         return NULL;
     }
-    int has_ignore = io != Py_None;
-    long long ignore = 0;
-    if (has_ignore) {
-        int overflow = 0;
-        ignore = PyLong_AsLongLongAndOverflow(io, &overflow);
-        if (ignore == -1 && PyErr_Occurred())
-            return NULL;
-        if (overflow)
-            has_ignore = 0; /* no int64 target equals it */
-    }
-    double stack[AT_STACK];
-    double *loss = rows <= AT_STACK ? stack : (double *)malloc((size_t)rows * sizeof(double));
-    if (loss == NULL)
+    if (parse_ignore(io, &has_ignore, &ignore) < 0)
+        return NULL;
+    int ok = ce_reduce((const char *)(uintptr_t)xa, rs, rows, n, f64,
+                       (const int64_t *)(uintptr_t)ta, has_ignore, ignore, reduction,
+                       (char *)(uintptr_t)oa);
+    if (ok < 0)
         return PyErr_NoMemory();
-    Py_ssize_t counts[3] = {0, 0, 0};
-    const char *x = (const char *)(uintptr_t)xa;
-    const int64_t *t = (const int64_t *)(uintptr_t)ta;
-    if (f64)
-        ce_f64(x, rs, n, t, loss, 0, rows, has_ignore, (int64_t)ignore, counts, NULL);
-    else
-        ce_f32(x, rs, n, t, loss, 0, rows, has_ignore, (int64_t)ignore, counts, NULL);
-    int ok = counts[0] == 0 && counts[1] == 0;
-    if (ok) {
-        if (reduction == 0) {
-            for (Py_ssize_t i = 0; i < rows; i++) {
-                if (f64)
-                    ((double *)(uintptr_t)oa)[i] = loss[i];
-                else
-                    ((float *)(uintptr_t)oa)[i] = (float)loss[i];
-            }
-        } else {
-            double total = pairwise_sum(loss, rows);
-            if (reduction == 2)
-                total = counts[2] ? total / (double)counts[2] : 0.0;
-            if (f64)
-                *(double *)(uintptr_t)oa = total;
-            else
-                *(float *)(uintptr_t)oa = (float)total;
-        }
-    }
-    if (loss != stack)
-        free(loss);
     return PyBool_FromLong(ok);
+}
+
+PyDoc_STRVAR(ce_reduce_doc,
+"cross_entropy_reduce(x, target, ignore, reduction, out) -> bool\n\n"
+"cross_entropy_at on buffers, on the calling thread: x 2-D float32 or\n"
+"float64 with unit stride along its rows, target int64 C-contiguous (a\n"
+"value a row), out C-contiguous in x's format (a value a row for\n"
+"reduction 0, else one).");
+
+static PyObject *ck_cross_entropy_reduce(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *xo, *to, *io, *oo;
+    int reduction, has_ignore;
+    int64_t ignore;
+    if (!PyArg_ParseTuple(args, "OOOiO:cross_entropy_reduce", &xo, &to, &io, &reduction, &oo))
+        return NULL;
+    if (reduction < 0 || reduction > 2) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy_reduce: reduction must be 0, 1 or 2");
+        return NULL;
+    }
+    if (parse_ignore(io, &has_ignore, &ignore) < 0)
+        return NULL;
+    Py_buffer xb, tb, ob;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(to, &tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&xb);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(oo, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&xb);
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const char *xf = xb.format ? xb.format : "B", *of = ob.format ? ob.format : "B";
+    const char *tf = tb.format ? tb.format : "B";
+    int f64 = strcmp(xf, "d") == 0;
+    Py_ssize_t rows = xb.ndim == 2 ? xb.shape[0] : 0, n = xb.ndim == 2 ? xb.shape[1] : 0;
+    int t64 = tb.itemsize == 8 && (strcmp(tf, "l") == 0 || strcmp(tf, "q") == 0);
+    if (xb.ndim != 2 || !(f64 || strcmp(xf, "f") == 0) || xb.strides[1] != xb.itemsize ||
+        n < 1) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy_reduce: x must be a 2-D float32 or "
+                                          "float64 buffer with unit stride along its rows");
+    } else if (!t64 || tb.len != rows * 8) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy_reduce: target must be int64, a "
+                                          "value a row");
+    } else if (strcmp(of, xf) != 0 || ob.len != (reduction == 0 ? rows : 1) * xb.itemsize) {
+        PyErr_SetString(PyExc_ValueError, "cross_entropy_reduce: out has the wrong dtype or "
+                                          "size");
+    } else {
+        int ok = ce_reduce((const char *)xb.buf, xb.strides[0], rows, n, f64,
+                           (const int64_t *)tb.buf, has_ignore, ignore, reduction,
+                           (char *)ob.buf);
+        result = ok < 0 ? PyErr_NoMemory() : PyBool_FromLong(ok);
+    }
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&ob);
+    return result;
 }
 
 /* ------------------------------------------------------------------------
@@ -1720,6 +1800,7 @@ static PyMethodDef ck_methods[] = {
     {"log1p_exp", ck_log1p_exp, METH_VARARGS, log1p_exp_doc},
     {"sigmoid_at", ck_sigmoid_at, METH_VARARGS, sigmoid_at_doc},
     {"cross_entropy_at", ck_cross_entropy_at, METH_VARARGS, ce_at_doc},
+    {"cross_entropy_reduce", ck_cross_entropy_reduce, METH_VARARGS, ce_reduce_doc},
     {"xla_pool_tasks", ck_xla_pool_tasks, METH_NOARGS,
      "xla_pool_tasks() -> int: the tasks the XLA handlers have scheduled on XLA's thread "
      "pool so far (for the tests)."},
@@ -1746,8 +1827,9 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[ssssssssssssss]", "cross_entropy", "cross_entropy_at",
-                                  "exp", "exp16", "isas", "log1p_exp", "openmp", "rows",
+    PyObject *all = Py_BuildValue("[sssssssssssssss]", "cross_entropy", "cross_entropy_at",
+                                  "cross_entropy_reduce", "exp", "exp16", "isas", "log1p_exp",
+                                  "openmp", "rows",
                                   "rows_at", "set_isa", "sigmoid", "sigmoid_at", "xla_handlers",
                                   "xla_pool_tasks");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {

@@ -26,6 +26,9 @@ def cross_entropy_at(
     out: int,
     /,
 ) -> bool: ...
+def cross_entropy_reduce(
+    x: Any, target: Any, ignore: int | None, reduction: int, out: Any, /
+) -> bool: ...
 def rows_at(
     x: int, row_stride: int, rows: int, n: int, out: int, mode: int, f64: int, /
 ) -> int: ...
@@ -46,6 +49,7 @@ def xla_pool_tasks() -> int: ...
 __all__ = [
     "cross_entropy",
     "cross_entropy_at",
+    "cross_entropy_reduce",
     "exp",
     "exp16",
     "isas",

@@ -703,6 +703,8 @@ def cross_entropy(
         return NotImplemented
     n, n_classes = logits.shape
     if _ck is not None and target.dtype != np.uint64:
+        if logits.size <= SMALL and (r := _small_ce(logits, target, ignore_index, reduction)):
+            return r[0]
         return _c_cross_entropy(logits, target, ignore_index, reduction)
     t = target
     active = None  # every sample counts
@@ -743,6 +745,29 @@ def cross_entropy(
 
 
 _INT64 = (-(2**63), 2**63)
+_REDUCTION = {"none": 0, "sum": 1, "mean": 2}
+
+
+def _small_ce(
+    logits: np.ndarray, target: np.ndarray, ignore_index: Any, reduction: str
+) -> tuple[Any] | None:
+    """Small logits with int64 targets: the losses and their reduction in
+    one call of the C kernel on this thread (``_ckernel.cross_entropy_reduce``:
+    what :func:`_c_cross_entropy` computes, NumPy's pairwise sum included,
+    without its thread plan and NumPy calls). ``(result,)``, or None where
+    it does not apply or a row or target is left to the other paths."""
+    if (
+        target.dtype != np.int64
+        or not target.flags.c_contiguous
+        or not (target.flags.aligned and logits.flags.aligned)
+    ):
+        return None
+    red = _REDUCTION[reduction]
+    out = np.empty(target.shape if red == 0 else (), logits.dtype)
+    if not _ck.cross_entropy_reduce(logits, target, ignore_index, red, out):  # type: ignore[union-attr]
+        return None
+    # (the types _c_cross_entropy returns: a scalar for "sum")
+    return (out[()] if red == 1 else out,)
 
 
 def _c_cross_entropy(
