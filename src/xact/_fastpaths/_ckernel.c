@@ -919,12 +919,16 @@ static void sigmoid_run(const char *x, char *o, Py_ssize_t n, int f64)
 
 /* Elementwise modes: sigmoid, and (AVX-512 only, use_avx512 checked by the
  * caller) log_sigmoid and softplus. */
-enum { EW_SIGMOID = 0, EW_LOG_SIGMOID = 1, EW_SOFTPLUS = 2 };
+enum { EW_SIGMOID = 0, EW_LOG_SIGMOID = 1, EW_SOFTPLUS = 2, EW_SIGMOID_LANES = 3 };
 
 static void ew_run(const char *x, char *o, Py_ssize_t n, int f64, int mode)
 {
     if (mode == EW_SIGMOID) {
         sigmoid_run(x, o, n, f64);
+        return;
+    }
+    if (mode == EW_SIGMOID_LANES) { /* (float32, AVX-512: checked by the caller) */
+        xact_sigmoid_f32_lanes((const float *)x, (float *)o, n);
         return;
     }
     double sign = mode == EW_LOG_SIGMOID ? -1.0 : 1.0;
@@ -1030,31 +1034,37 @@ static PyObject *ck_log1p_exp(PyObject *Py_UNUSED(self), PyObject *args)
 }
 
 PyDoc_STRVAR(sigmoid_at_doc,
-"sigmoid_at(x, out, n, f64, threads=1, chunk=1)\n\n"
+"sigmoid_at(x, out, n, f64, threads=1, chunk=1, lanes=False) -> bool\n\n"
 "sigmoid() on memory given by address: n contiguous float32 (f64 0) or\n"
-"float64 values at x into out. The GIL is released.");
+"float64 values at x into out. The GIL is released. With lanes (float32\n"
+"only), in float32 lanes, within 1.5 ULP (AVX-512 only: False, nothing\n"
+"written, where that kernel is not in use).");
 
 static PyObject *ck_sigmoid_at(PyObject *Py_UNUSED(self), PyObject *args)
 {
     unsigned long long xa, oa;
     Py_ssize_t n, chunk = 1;
-    int f64, threads = 1;
-    if (!PyArg_ParseTuple(args, "KKni|in:sigmoid_at", &xa, &oa, &n, &f64, &threads, &chunk))
+    int f64, threads = 1, lanes = 0;
+    if (!PyArg_ParseTuple(args, "KKni|inp:sigmoid_at", &xa, &oa, &n, &f64, &threads, &chunk,
+                          &lanes))
         return NULL;
     if (n < 0 || xa == 0 || oa == 0) {
         PyErr_SetString(PyExc_ValueError, "sigmoid_at: bad arguments");
         return NULL;
     }
+    if (lanes && (f64 || !use_avx512))
+        Py_RETURN_FALSE;
     const char *x = (const char *)(uintptr_t)xa;
     char *o = (char *)(uintptr_t)oa;
+    int mode = lanes ? EW_SIGMOID_LANES : EW_SIGMOID;
     if (n <= 4096) {
-        sigmoid_run(x, o, n, f64);
+        ew_run(x, o, n, f64, mode);
     } else {
         Py_BEGIN_ALLOW_THREADS
-        ew_threads(x, o, n, f64, EW_SIGMOID, threads, chunk);
+        ew_threads(x, o, n, f64, mode, threads, chunk);
         Py_END_ALLOW_THREADS
     }
-    Py_RETURN_NONE;
+    Py_RETURN_TRUE;
 }
 
 /* ------------------------------------------------------------------------

@@ -45,6 +45,8 @@ void xact_f64_shift(const double *x, Py_ssize_t n, double m, double lg, double *
  * (x >= 0 ? 1 : t) / (1 + t), t = exp(-|x|), rounded once for float32. */
 void xact_sigmoid_f64(const double *x, double *o, Py_ssize_t n);
 void xact_sigmoid_f32(const float *x, float *o, Py_ssize_t n);
+/* float32 sigmoid in float32 lanes (within 1.5 ULP; AVX-512 only) */
+void xact_sigmoid_f32_lanes(const float *x, float *o, Py_ssize_t n);
 /* log_sigmoid (sign -1) and softplus (sign +1), AVX-512 only:
  * sign (min or max)(x, 0) + sign log1p(exp(-|x|)), in float64. */
 void xact_log1p_exp_f64(const double *x, double *o, Py_ssize_t n, double sign);

@@ -25,14 +25,16 @@ axis, the same values come from far fewer passes:
   ``x - m``, the maximum entries counted, ``log1p`` of the rest) with
   in-place operations on three buffers owned by the call, without autograd.
   With ``requires_grad`` it declines: the generic path differentiates.
-* **sigmoid**, float64 and small float32 tensors: the C kernel's one pass
-  (``_ckernel.sigmoid_at``, the NumPy path's float64 formula). Large
-  float32 tensors: :func:`torch.sigmoid`, which is within 2 ULP of the
-  truth except where ``exp(-x)`` overflows (``x < -88``); there
+* **sigmoid**: the C kernel's one pass (``_ckernel.sigmoid_at``): for
+  float64 and small float32 tensors the NumPy path's float64 formula, for
+  large float32 ones a float32-lane kernel (within 1.6 ULP, subnormal
+  results kept; float64 lanes took twice torch's time there). Where the C
+  kernel is not built (or, for large float32, without AVX-512) or the
+  tensor is not contiguous: :func:`torch.sigmoid`, which is within 2 ULP of
+  the truth except where ``exp(-x)`` overflows (``x < -88``); there
   ``sigmoid(x) = exp(x)`` to the last bit, and those entries (found with
-  one ``amin``) are recomputed that way (the C kernel, in float64 lanes,
-  takes twice torch's time there). Its backward, ``y (1 - y)``, cancels
-  for large ``x``, so with ``requires_grad`` it declines.
+  one ``amin``) are recomputed that way. Its backward, ``y (1 - y)``,
+  cancels for large ``x``, so with ``requires_grad`` it declines.
 * **log_sigmoid** and **softplus**: :func:`torch.nn.functional.logsigmoid`
   evaluates ``min(x, 0) - log1p(exp(-|x|))``, the generic formula, in one
   kernel; :func:`torch.nn.functional.softplus` evaluates
@@ -572,18 +574,19 @@ def sigmoid(x: Any) -> Any:
     ck = _numpy._ck
     n = x.numel()
     f64 = x.dtype == torch.float64
-    if ck is not None and (f64 or n <= SMALL) and x.is_contiguous() and not x.is_neg():
-        # The NumPy path's float64 formula in one pass of the C kernel, on
-        # the tensor's memory: float64 in less time than torch.sigmoid
-        # (0.8x on 4096x1000, two threads); float32 correctly rounded,
-        # subnormal results included, but at twice torch.sigmoid's time
-        # (float64 lanes, against torch's float32 ones), which only small
-        # tensors, whose time is the calls', do not see.
+    if ck is not None and x.is_contiguous() and not x.is_neg():
+        # One pass of the C kernel on the tensor's memory. float64, and
+        # float32 up to SMALL elements: the NumPy path's float64 formula
+        # (float32 correctly rounded; float64 in 0.8x torch.sigmoid's time).
+        # Larger float32: in float32 lanes (within 1.6 ULP, as torch.sigmoid
+        # is within 1.8, subnormal results kept), where float64 lanes took
+        # twice torch.sigmoid's time; AVX-512 only (else torch.sigmoid).
         nt, chunk = (1, 1) if n <= SMALL else _parallel.plan(n, 1)
         if nt == 1 or ck.openmp():
             out = torch.empty_like(x, memory_format=torch.contiguous_format)
-            ck.sigmoid_at(x.data_ptr(), out.data_ptr(), n, f64, nt, chunk)
-            return out
+            lanes = not f64 and n > SMALL
+            if ck.sigmoid_at(x.data_ptr(), out.data_ptr(), n, f64, nt, chunk, lanes):
+                return out
     out = torch.sigmoid(x)
     tail = _SIGMOID_TAIL[x.dtype]
     low = x.detach().amin()
