@@ -260,3 +260,21 @@ def no_compute() -> Callable[[], Any]:
 @pytest.fixture(autouse=True)
 def _doctest_namespace(doctest_namespace: dict[str, Any]) -> None:
     doctest_namespace["np"] = np
+
+
+@pytest.fixture(autouse=True)
+def _mpmath_precision() -> Any:
+    """mpmath's working precision is global: a test that sets it (some
+    measure at 120 bits) must not leave it to the next, as a lower one once
+    did to ``tests/accuracy.py``'s references (50 digits, set at import),
+    which then read hundreds of ULP of error that was mpmath's own."""
+    try:
+        import mpmath
+    except ImportError:  # (the test extra has it; a bare run may not)
+        yield
+        return
+    prec = mpmath.mp.prec
+    try:
+        yield
+    finally:
+        mpmath.mp.prec = prec
