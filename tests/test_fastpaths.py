@@ -663,6 +663,83 @@ def test_numpy_small_cross_entropy_in_one_call(dtype, monkeypatch):
         real(x, t, None, 3, out)
 
 
+def test_small_cross_entropy_sums_of_negative_zeros_are_positive():
+    """Every loss -0.0 (all ignored, or one class): "sum" and "mean" are
+    +0.0, as np.add.reduce (which starts from its identity) and the generic
+    path give, also at 8 rows and more, where the pairwise sum's blocks
+    start (found in review: the one-call paths gave -0.0 there)."""
+    torch = _torch()
+    for rows in (3, 8, 40):
+        for logits, target, ignore in (
+            (np.zeros((rows, 1)), np.zeros(rows, np.int64), None),
+            (_random((rows, 5), "float64"), np.full(rows, 2, np.int64), 2),
+        ):
+            for reduction in ("sum", "mean"):
+                kw = {"reduction": reduction, "ignore_index": ignore}
+                for got in (
+                    xact.cross_entropy(logits, target, **kw),
+                    xact.cross_entropy(torch.tensor(logits), torch.tensor(target), **kw).numpy(),
+                ):
+                    assert got == 0.0 and not np.signbit(got), (rows, reduction, got)
+
+
+def test_torch_small_paths_ignore_the_default_device():
+    """The small paths allocate their results on the input's device (the
+    CPU), whatever ``torch.set_default_device`` or a ``torch.device``
+    context says (found in review: ``torch.empty`` without a device made a
+    meta tensor there, and the C kernel refused its address)."""
+    torch = _torch()
+    x = torch.tensor(_random((4, 3), "float64"))
+    t = torch.tensor([0, 1, 2, 0])
+    want = {
+        "logsumexp": xact.logsumexp(x, axis=-1),
+        "softmax": xact.softmax(x, axis=-1),
+        "cross_entropy": xact.cross_entropy(x, t),
+        "sigmoid": xact.sigmoid(x),
+    }
+    with torch.device("meta"):
+        got = {
+            "logsumexp": xact.logsumexp(x, axis=-1),
+            "softmax": xact.softmax(x, axis=-1),
+            "cross_entropy": xact.cross_entropy(x, t),
+            "sigmoid": xact.sigmoid(x),
+        }
+    for name, g in got.items():
+        assert g.device.type == "cpu", name
+        assert torch.equal(g, want[name]), name
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_unaligned_inputs_take_the_other_paths(dtype):
+    """A C-contiguous NumPy array at an odd address (NumPy exports it as
+    "=d", not "d") and a torch tensor over such memory: the C kernel is not
+    given them (it reads whole floats); the results are the generic ones
+    (found in review: the NumPy sigmoid family raised there)."""
+    torch = _torch()
+    size = np.dtype(dtype).itemsize
+    host = _random((6, 7), dtype)
+    buf = np.zeros(host.size * size + 1, np.uint8)
+    x = buf[1:].view(dtype).reshape(host.shape)
+    x[...] = host
+    assert not x.flags.aligned
+    t = torch.frombuffer(bytearray(buf.tobytes()), dtype=getattr(torch, dtype), offset=1)
+    t = t.reshape(host.shape)
+    assert t.data_ptr() % size
+    for name in REDUCTIONS + ELEMENTWISE:
+        func = getattr(xact, name)
+        kw = {"axis": -1} if name in REDUCTIONS else {}
+        with _fastpaths.disabled():
+            generic = func(host, **kw)
+        _assert_same(func(x, **kw), generic, ULPS[dtype])
+        _assert_same(func(t, **kw).numpy(), generic, ULPS[dtype])
+    target = np.arange(6) % 7
+    with _fastpaths.disabled():
+        generic = xact.cross_entropy(host, target, reduction="none")
+    _assert_same(xact.cross_entropy(x, target, reduction="none"), generic, ULPS[dtype])
+    got = xact.cross_entropy(t, torch.tensor(target), reduction="none")
+    _assert_same(got.numpy(), generic, ULPS[dtype])
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_torch_small_tensors_on_their_own_memory(dtype, monkeypatch):
     """Small contiguous tensors reduced along their last axis (or all of it)
@@ -1446,8 +1523,9 @@ def test_c_kernel_sigmoid_against_mpmath(dtype, isa):
 def test_c_kernel_log_sigmoid_and_softplus_against_mpmath(sign, dtype):
     """The AVX-512 kernel of log_sigmoid (sign -1) and softplus (+1), with
     its own exp and log1p: float32 correctly rounded (measured 0.5 ULP),
-    float64 within 1.5 ULP (measured 1.37: the exp's 0.52 ULP carried
-    through log1p, and the roundings), as the NumPy operations (1.2). Where
+    float64 within 2 ULP (measured up to 1.86 near |x| = ln 16: the exp's
+    0.52 ULP carried through log1p, and the roundings; the NumPy operations
+    1.47 there), as the accuracy tests hold every backend to. Where
     ``1 + exp(-|x|)`` rounds to 2, where the log1p switches from its series
     to its table (``exp(-|x|) = 1/32``), tiny results (relative accuracy),
     lanes left to libm (|x| >= 700), NaN and the infinities. Without the
@@ -1473,6 +1551,7 @@ def test_c_kernel_log_sigmoid_and_softplus_against_mpmath(sign, dtype):
                 0.1 * rng.standard_normal(300),
                 rng.uniform(-760.0, 760.0, 300),
                 edge + 1e-6 * rng.standard_normal(100),
+                np.log(16.0) + rng.uniform(-0.3, 0.3, 300),
                 -edge + 1e-6 * rng.standard_normal(100),
                 [0.0, -0.0, 1e-17, -1e-17, 2**-54, 40.0, -40.0, 700.5, -700.5, 744.0, 800.0],
             ]
@@ -1488,7 +1567,7 @@ def test_c_kernel_log_sigmoid_and_softplus_against_mpmath(sign, dtype):
             ref = min(v, 0) - y if sign < 0 else max(v, 0) + y
             spacing = float(np.spacing(np.asarray(abs(float(ref)), dtype))) or tiny
             worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
-        assert worst <= (0.5 if dtype == "float32" else 1.5), worst
+        assert worst <= (0.5 if dtype == "float32" else 2.0), worst
         special = np.array([NAN, INF, -INF], dtype)
         res = np.empty_like(special)
         ck.log1p_exp(special, res, sign)
@@ -1509,8 +1588,9 @@ def test_c_kernel_log_sigmoid_and_softplus_against_mpmath(sign, dtype):
 
 def test_c_kernel_float32_lane_sigmoid_against_mpmath():
     """The float32-lane sigmoid of large torch float32 tensors
-    (``sigmoid_at(..., lanes=True)``): within 1.7 ULP (measured 1.61;
-    torch.sigmoid 1.77 on the same inputs), subnormal results kept (where
+    (``sigmoid_at(..., lanes=True)``): within 0.78 ULP (checked over all
+    2^32 float32 inputs against a float64 reference, once; here a sample
+    with the worst known ones), subnormal results kept (where
     torch.sigmoid gives 0), NaN and the infinities right, every length
     around the lanes written and nothing past it; without the AVX-512
     kernel it declines (False) and writes nothing."""
@@ -1524,6 +1604,7 @@ def test_c_kernel_float32_lane_sigmoid_against_mpmath():
             rng.uniform(-5.0, 5.0, 3000),
             rng.uniform(-110.0, -80.0, 500),
             [0.0, -0.0, 17.0, -17.0, 88.0, -88.8, -103.9, -104.5, 1e-30, -1e-30],
+            [-6.237699031829834, -7.000237941741943, -86.40454864501953, -2.055216073989868],
         ]
     ).astype(np.float32)
     out = np.full(x.size + 3, 7.0, np.float32)
@@ -1545,7 +1626,7 @@ def test_c_kernel_float32_lane_sigmoid_against_mpmath():
             ref = 1 / (1 + mpmath.exp(-mpmath.mpf(xi)))
             spacing = float(np.spacing(np.float32(float(ref)))) or 2.0**-149
             worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
-        assert worst <= 1.7, worst
+        assert worst <= 0.78, worst
         sub = (x > -103.0) & (x < -88.0)
         assert (out[: x.size][sub] > 0).all()
         special = np.array([NAN, INF, -INF], np.float32)
@@ -1619,9 +1700,10 @@ def test_c_kernel_variants_agree(name, dtype):
     """The AVX-512 and the portable rows. float32: both compute in float64
     and round once, so they differ by at most an ULP of float32 (where a
     result lies within a few ULP of float64 of a rounding boundary).
-    float64: the same arithmetic but for the exp (two of 0.52 and 0.64 ULP),
-    so an ULP apart at most, two for softmax (its terms an ULP apart, then
-    a division each rounds). On random rows of every length around the
+    float64: the same arithmetic but for the exp (two of 0.52 and 0.64 ULP):
+    measured up to 2 ULP apart, 4 for softmax (its terms up to two apart,
+    then a division each rounds, and a small result's ULP is smaller than
+    its terms'); each is as accurate as the other against mpmath. On random rows of every length around the
     lanes (8, 16) and the unrolled loop (32), the special rows, and rows
     with subnormal terms (float64: the portable kernel's careful rows)."""
     _ck_or_skip()
@@ -1649,7 +1731,7 @@ def test_c_kernel_variants_agree(name, dtype):
         finally:
             _ck_or_skip().set_isa(prev)
         results[isa] = res
-    ulps = 2 if (dtype, name) == ("float64", "softmax") else 1
+    ulps = 1 if dtype == "float32" else 4 if name == "softmax" else 2
     for a, b in zip(results["avx512"], results["portable"], strict=True):
         _assert_same(a, b, ulps)
 

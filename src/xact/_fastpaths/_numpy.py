@@ -537,10 +537,13 @@ def _elementwise(mode: str, x: Any) -> Any:
     flat = x.reshape(-1)
     out = np.empty(x.shape, x.dtype)
     oflat = out.reshape(-1)
-    if _ck is not None and (mode == "sigmoid" or _c_log1p_exp(flat, oflat, _SIGN[mode])):
+    # (the C kernel takes aligned buffers: NumPy exports others as "=d")
+    if _ck is not None and x.flags.aligned:
         if mode == "sigmoid":
             _c_elementwise(_ck.sigmoid, flat, oflat)
-        return out
+            return out
+        if _c_log1p_exp(flat, oflat, _SIGN[mode]):
+            return out
     if mode == "sigmoid" and x.dtype == _F32:
         work = _sigmoid_f32
     else:

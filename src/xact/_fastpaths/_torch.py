@@ -27,8 +27,9 @@ axis, the same values come from far fewer passes:
   With ``requires_grad`` it declines: the generic path differentiates.
 * **sigmoid**: the C kernel's one pass (``_ckernel.sigmoid_at``): for
   float64 and small float32 tensors the NumPy path's float64 formula, for
-  large float32 ones a float32-lane kernel (within 1.6 ULP, subnormal
-  results kept; float64 lanes took twice torch's time there). Where the C
+  large float32 ones a float32-lane kernel (within 0.78 ULP over every
+  float32 input, subnormal results kept; float64 lanes took twice torch's
+  time there). Where the C
   kernel is not built (or, for large float32, without AVX-512) or the
   tensor is not contiguous: :func:`torch.sigmoid`, which is within 2 ULP of
   the truth except where ``exp(-x)`` overflows (``x < -88``); there
@@ -104,13 +105,19 @@ _MODULES: tuple[Any, Any, Any] | None = None
 def _modules() -> tuple[Any, Any, Any]:
     """torch, torch.autograd.forward_ad and torch.nn.functional, imported
     once (an import statement in :func:`_plain` cost a microsecond a call)."""
-    global _MODULES
+    global _MODULES, _CPU
     import torch
     import torch.nn.functional as F
     from torch.autograd import forward_ad
 
+    _CPU = torch.device("cpu")
     _MODULES = (torch, forward_ad, F)
     return _MODULES
+
+
+_CPU: Any = None
+"""torch.device("cpu"), for the outputs of the small paths: ``torch.empty``
+without a device would follow ``torch.set_default_device``."""
 
 
 def _plain(x: Any, *, min_ndim: int = 1) -> bool:
@@ -230,24 +237,25 @@ def _small(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
     ``lse_shape``. NotImplemented where it does not apply, or where a row
     has no finite maximum (the caller's path then runs)."""
     ck = _numpy._ck
+    torch = (_MODULES or _modules())[0]
+    f64 = x.dtype == torch.float64
+    isz = 8 if f64 else 4
     if (
         ck is None
         or x.numel() > SMALL
         or not x.is_contiguous()
         or x.is_neg()
+        or x.data_ptr() % isz  # (the kernel reads whole floats)
         or (dim is not None and dim != x.ndim - 1)
         or _needs_grad(x)
     ):
         return NotImplemented
-    torch = (_MODULES or _modules())[0]
     n = x.numel() if dim is None else x.shape[-1]
     if func == "logsumexp":
-        out = torch.empty(lse_shape, dtype=x.dtype)
+        out = torch.empty(lse_shape, dtype=x.dtype, device=_CPU)
     else:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    f64 = x.dtype == torch.float64
     rows = x.numel() // n
-    isz = 8 if f64 else 4
     if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), _MODE[func], f64):
         return NotImplemented
     return out
@@ -574,13 +582,14 @@ def sigmoid(x: Any) -> Any:
     ck = _numpy._ck
     n = x.numel()
     f64 = x.dtype == torch.float64
-    if ck is not None and x.is_contiguous() and not x.is_neg():
+    aligned = not x.data_ptr() % (8 if f64 else 4)
+    if ck is not None and x.is_contiguous() and not x.is_neg() and aligned:
         # One pass of the C kernel on the tensor's memory. float64, and
         # float32 up to SMALL elements: the NumPy path's float64 formula
         # (float32 correctly rounded; float64 in 0.8x torch.sigmoid's time).
-        # Larger float32: in float32 lanes (within 1.6 ULP, as torch.sigmoid
-        # is within 1.8, subnormal results kept), where float64 lanes took
-        # twice torch.sigmoid's time; AVX-512 only (else torch.sigmoid).
+        # Larger float32: in float32 lanes (within 0.78 ULP over every
+        # float32, subnormal results kept), where float64 lanes took twice
+        # torch.sigmoid's time; AVX-512 only (else torch.sigmoid).
         nt, chunk = (1, 1) if n <= SMALL else _parallel.plan(n, 1)
         if nt == 1 or ck.openmp():
             out = torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -668,10 +677,12 @@ def _small_ce(logits: Any, target: Any, ignore_index: Any, reduction: str) -> An
         or target.dtype != torch.int64
         or not target.is_contiguous()
         or target.is_neg()
+        or logits.data_ptr() % logits.element_size()  # (the kernel reads whole
+        or target.data_ptr() % 8  # floats and integers)
     ):
         return NotImplemented
     red = _REDUCTION[reduction]
-    out = torch.empty(target.shape if red == 0 else (), dtype=logits.dtype)
+    out = torch.empty(target.shape if red == 0 else (), dtype=logits.dtype, device=_CPU)
     rows, n = logits.shape
     f64 = logits.dtype == torch.float64
     if not ck.cross_entropy_at(
