@@ -716,10 +716,47 @@ PyDoc_STRVAR(ce_doc,
 "    -> (n_bad, n_invalid, n_counted)\n\n"
 "The loss (float64) of rows r0..r1-1 of the 2-D float32/float64 buffer x\n"
 "(unit stride along a row) with the int64 class indices target; ignore is\n"
-"an int (those rows get -0.0 and do not count) or None. Rows without a\n"
-"finite maximum are counted, not computed; targets out of range are\n"
-"counted, and their loss is NaN. With threads > 1 (and openmp()), the\n"
-"rows in chunks of chunk rows over that many OpenMP threads.");
+"an int (those rows get -0.0 and do not count; beyond int64, none) or\n"
+"None. Rows without a finite maximum are counted, not computed; targets\n"
+"out of range are counted, and their loss is NaN. With threads > 1 (and\n"
+"openmp()), the rows in chunks of chunk rows over that many OpenMP threads.");
+
+/* ignore_index: None, or an int (beyond int64: no target equals it) */
+static int parse_ignore(PyObject *io, int *has_ignore, int64_t *ignore)
+{
+    *has_ignore = io != Py_None;
+    *ignore = 0;
+    if (*has_ignore) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(io, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow)
+            *has_ignore = 0;
+        *ignore = (int64_t)v;
+    }
+    return 0;
+}
+
+/* The buffers of cross_entropy() and cross_entropy_reduce(): x (strided),
+ * target (C-contiguous) and the writable out; -1 with nothing held on
+ * failure. */
+static int ce_buffers(PyObject *xo, PyObject *to, PyObject *oo, Py_buffer *xb, Py_buffer *tb,
+                      Py_buffer *ob)
+{
+    if (PyObject_GetBuffer(xo, xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+        return -1;
+    if (PyObject_GetBuffer(to, tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(xb);
+        return -1;
+    }
+    if (PyObject_GetBuffer(oo, ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(xb);
+        PyBuffer_Release(tb);
+        return -1;
+    }
+    return 0;
+}
 
 static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
 {
@@ -729,25 +766,13 @@ static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOnn|in:cross_entropy", &xo, &to, &lo, &io, &r0, &r1,
                           &threads, &chunk))
         return NULL;
-    int has_ignore = io != Py_None;
-    long long ignore = 0;
-    if (has_ignore) {
-        ignore = PyLong_AsLongLong(io);
-        if (ignore == -1 && PyErr_Occurred())
-            return NULL;
-    }
+    int has_ignore;
+    int64_t ignore;
+    if (parse_ignore(io, &has_ignore, &ignore) < 0)
+        return NULL;
     Py_buffer xb, tb, lb;
-    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+    if (ce_buffers(xo, to, lo, &xb, &tb, &lb) < 0)
         return NULL;
-    if (PyObject_GetBuffer(to, &tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyBuffer_Release(&xb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(lo, &lb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&xb);
-        PyBuffer_Release(&tb);
-        return NULL;
-    }
     PyObject *result = NULL;
     const char *xf = xb.format ? xb.format : "B";
     int f64 = strcmp(xf, "d") == 0;
@@ -769,7 +794,7 @@ static PyObject *ck_cross_entropy(PyObject *Py_UNUSED(self), PyObject *args)
         Py_ssize_t counts[3] = {0, 0, 0};
         Py_BEGIN_ALLOW_THREADS
         ce_threads((const char *)xb.buf, xb.strides[0], n, (const int64_t *)tb.buf,
-                   (double *)lb.buf, r0, r1, has_ignore, (int64_t)ignore, counts, NULL, f64,
+                   (double *)lb.buf, r0, r1, has_ignore, ignore, counts, NULL, f64,
                    threads, chunk);
         Py_END_ALLOW_THREADS
         result = Py_BuildValue("(nnn)", counts[0], counts[1], counts[2]);
@@ -1191,23 +1216,6 @@ static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n
     return ok;
 }
 
-/* ignore_index: None, or an int (beyond int64: no target equals it) */
-static int parse_ignore(PyObject *io, int *has_ignore, int64_t *ignore)
-{
-    *has_ignore = io != Py_None;
-    *ignore = 0;
-    if (*has_ignore) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(io, &overflow);
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-        if (overflow)
-            *has_ignore = 0;
-        *ignore = (int64_t)v;
-    }
-    return 0;
-}
-
 static PyObject *ck_cross_entropy_at(PyObject *Py_UNUSED(self), PyObject *args)
 {
     unsigned long long xa, ta, oa;
@@ -1254,17 +1262,8 @@ static PyObject *ck_cross_entropy_reduce(PyObject *Py_UNUSED(self), PyObject *ar
     if (parse_ignore(io, &has_ignore, &ignore) < 0)
         return NULL;
     Py_buffer xb, tb, ob;
-    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES | PyBUF_FORMAT) < 0)
+    if (ce_buffers(xo, to, oo, &xb, &tb, &ob) < 0)
         return NULL;
-    if (PyObject_GetBuffer(to, &tb, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        PyBuffer_Release(&xb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(oo, &ob, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&xb);
-        PyBuffer_Release(&tb);
-        return NULL;
-    }
     PyObject *result = NULL;
     const char *xf = xb.format ? xb.format : "B", *of = ob.format ? ob.format : "B";
     const char *tf = tb.format ? tb.format : "B";

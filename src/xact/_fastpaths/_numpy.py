@@ -747,7 +747,6 @@ def cross_entropy(
         return np.asarray(total / count if count else 0.0, dtype=logits.dtype)
 
 
-_INT64 = (-(2**63), 2**63)
 _REDUCTION = {"none": 0, "sum": 1, "mean": 2}
 
 
@@ -808,9 +807,7 @@ def c_cross_entropy_loss(
         logits = logits.copy()
     if not (target.flags.c_contiguous and target.flags.aligned):
         target = target.copy()
-    ignore = ignore_index
-    if ignore is not None and not _INT64[0] <= ignore < _INT64[1]:
-        ignore = None  # no int64 target equals it
+    ignore = ignore_index  # (beyond int64 the kernel ignores nothing)
     ce = _ck.cross_entropy  # type: ignore[union-attr]  # (where c_kernel_built())
     nt, chunk = _parallel.plan(n, n_classes)
     if nt > 1 and _ck.openmp():  # type: ignore[union-attr]
