@@ -1358,17 +1358,27 @@ def _ck_or_skip():
     return fnp._ck
 
 
+def _worst_ulp(x, out, ref, dtype="float64"):
+    """The largest error of ``out`` against ``ref(mpf(x))`` (mpmath, 120
+    bits), in ULPs of ``dtype`` at the true value (the smallest subnormal
+    where it rounds to 0)."""
+    import mpmath
+
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    worst = 0.0
+    with mpmath.workprec(120):
+        for xi, yi in zip(x.tolist(), out.tolist(), strict=True):
+            want = ref(mpmath.mpf(xi))
+            spacing = float(np.spacing(np.asarray(abs(float(want)), dtype))) or tiny
+            worst = max(worst, float(abs(mpmath.mpf(yi) - want) / spacing))
+    return worst
+
+
 def _worst_exp_ulp(x, out):
     """The largest error of ``out = exp(x)`` (float64) in ULPs, against mpmath."""
     import mpmath
 
-    mpmath.mp.prec = 120
-    worst = 0.0
-    for xi, yi in zip(x.tolist(), out.tolist(), strict=True):
-        ref = mpmath.exp(xi)
-        spacing = float(np.spacing(np.float64(float(ref))))
-        worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
-    return worst
+    return _worst_ulp(x, out, mpmath.exp)
 
 
 @pytest.mark.parametrize("careful", [False, True])
@@ -1490,13 +1500,7 @@ def test_c_kernel_sigmoid_against_mpmath(dtype, isa):
         ).astype(dtype)
         out = np.empty_like(x)
         ck.sigmoid(x, out)
-        mpmath.mp.prec = 120
-        tiny = float(np.finfo(dtype).smallest_subnormal)
-        worst = 0.0
-        for xi, yi in zip(x.tolist(), out.tolist(), strict=True):
-            ref = 1 / (1 + mpmath.exp(-mpmath.mpf(xi)))
-            spacing = float(np.spacing(np.asarray(float(ref), dtype))) or tiny
-            worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
+        worst = _worst_ulp(x, out, lambda v: 1 / (1 + mpmath.exp(-v)), dtype)
         assert worst <= (0.5 if dtype == "float32" else 2.0), worst
         if dtype == "float32":
             sub = (x > -103.0) & (x < -88.0)
@@ -1558,15 +1562,12 @@ def test_c_kernel_log_sigmoid_and_softplus_against_mpmath(sign, dtype):
         ).astype(dtype)
         out = np.empty_like(x)
         assert ck.log1p_exp(x, out, sign) is True
-        mpmath.mp.prec = 120
-        tiny = float(np.finfo(dtype).smallest_subnormal)
-        worst = 0.0
-        for xi, yi in zip(x.tolist(), out.tolist(), strict=True):
-            v = mpmath.mpf(xi)
+
+        def ref(v):
             y = mpmath.log1p(mpmath.exp(-abs(v)))
-            ref = min(v, 0) - y if sign < 0 else max(v, 0) + y
-            spacing = float(np.spacing(np.asarray(abs(float(ref)), dtype))) or tiny
-            worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
+            return min(v, 0) - y if sign < 0 else max(v, 0) + y
+
+        worst = _worst_ulp(x, out, ref, dtype)
         assert worst <= (0.5 if dtype == "float32" else 2.0), worst
         special = np.array([NAN, INF, -INF], dtype)
         res = np.empty_like(special)
@@ -1620,12 +1621,7 @@ def test_c_kernel_float32_lane_sigmoid_against_mpmath():
     try:
         assert ck.sigmoid_at(x.ctypes.data, out.ctypes.data, x.size, 0, 1, 1, True) is True
         assert (out[x.size :] == 7.0).all()
-        mpmath.mp.prec = 100
-        worst = 0.0
-        for xi, yi in zip(x.tolist(), out[: x.size].tolist(), strict=True):
-            ref = 1 / (1 + mpmath.exp(-mpmath.mpf(xi)))
-            spacing = float(np.spacing(np.float32(float(ref)))) or 2.0**-149
-            worst = max(worst, float(abs(mpmath.mpf(yi) - ref) / spacing))
+        worst = _worst_ulp(x, out[: x.size], lambda v: 1 / (1 + mpmath.exp(-v)), "float32")
         assert worst <= 0.78, worst
         sub = (x > -103.0) & (x < -88.0)
         assert (out[: x.size][sub] > 0).all()
