@@ -50,7 +50,6 @@ from . import _numpy, _parallel, disabled, plain_cross_entropy
 
 __all__ = ["cross_entropy", "log_softmax", "logsumexp", "softmax", "softmin"]
 
-_MODES = {"logsumexp": 0, "softmax": 1, "log_softmax": 2}
 _READY: bool | None = None
 _LOCK = threading.Lock()
 _INT64 = (-(2**63), 2**63)
@@ -177,7 +176,7 @@ def _cpu(func: str, axis: int | None, x: Any) -> Any:
     jax = _jax()
     jnp = _jnp()
     xt = jnp.reshape(x, (1, -1)) if axis is None else jnp.moveaxis(x, axis, -1)
-    out, bad = _ffi_rows(xt, _MODES[func])
+    out, bad = _ffi_rows(xt, _numpy.C_MODES[func])
     any_flagged = jnp.any(bad != 0)
     flagged = bad != 0
     if axis is None:

@@ -72,6 +72,8 @@ def c_kernel_built() -> bool:
 
 __all__ = [
     "BLOCK",
+    "C_MODES",
+    "C_REDUCTIONS",
     "MAX_ROW",
     "MIN_BLOCK",
     "SMALL",
@@ -252,7 +254,12 @@ def _reduce_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
         out[rows_bad] = _generic(mode, x2[rows_bad], axis=-1)
 
 
-_C_MODES = {"logsumexp": 0, "softmax": 1, "log_softmax": 2, "parts": 3}
+C_MODES = {"logsumexp": 0, "softmax": 1, "log_softmax": 2, "parts": 3}
+"""The C kernel's row modes (``_ckernel.rows`` and friends; the JAX and
+torch paths use them too)."""
+C_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+"""The C kernel's cross_entropy reductions (``cross_entropy_reduce``,
+``cross_entropy_at``)."""
 
 
 def _c_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
@@ -265,7 +272,7 @@ def _c_rows(x2: np.ndarray, mode: str, out: np.ndarray) -> None:
     if not x2.flags.aligned:  # (a view at an odd offset: the kernel reads whole doubles)
         x2 = x2.copy()
     bad = np.zeros(rows, np.uint8)
-    code = _C_MODES[mode]
+    code = C_MODES[mode]
     rows_c = _ck.rows  # type: ignore[union-attr]  # (where c_kernel_built())
     nt, chunk = _parallel.plan(rows, n)
     if nt > 1 and _ck.openmp():  # type: ignore[union-attr]
@@ -747,9 +754,6 @@ def cross_entropy(
         return np.asarray(total / count if count else 0.0, dtype=logits.dtype)
 
 
-_REDUCTION = {"none": 0, "sum": 1, "mean": 2}
-
-
 def _small_ce(
     logits: np.ndarray, target: np.ndarray, ignore_index: Any, reduction: str
 ) -> tuple[Any] | None:
@@ -764,7 +768,7 @@ def _small_ce(
         or not (target.flags.aligned and logits.flags.aligned)
     ):
         return None
-    red = _REDUCTION[reduction]
+    red = C_REDUCTIONS[reduction]
     out = np.empty(target.shape if red == 0 else (), logits.dtype)
     if not _ck.cross_entropy_reduce(logits, target, ignore_index, red, out):  # type: ignore[union-attr]
         return None

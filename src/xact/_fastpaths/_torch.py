@@ -224,9 +224,6 @@ SMALL = 1 << 14
 fast path on a zero-copy view of their memory (:func:`_via_numpy`)."""
 
 
-_MODE = {"logsumexp": 0, "softmax": 1, "log_softmax": 2}
-
-
 def _small(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
     """A small tensor (at most :data:`SMALL` elements, contiguous, reduced
     along its last axis, or along all of it for ``dim`` None, no autograd)
@@ -256,7 +253,7 @@ def _small(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
     else:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
     rows = x.numel() // n
-    if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), _MODE[func], f64):
+    if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), _numpy.C_MODES[func], f64):
         return NotImplemented
     return out
 
@@ -656,9 +653,6 @@ def _ce_loss(logits: Any, t: Any, safe: Any, ignore_index: Any) -> Any:
     return loss64[:, 0].to(logits.dtype)
 
 
-_REDUCTION = {"none": 0, "sum": 1, "mean": 2}
-
-
 def _small_ce(logits: Any, target: Any, ignore_index: Any, reduction: str) -> Any:
     """:func:`cross_entropy` of small (N, C) logits (as :func:`_small`) with
     int64 targets: the losses and their reduction in one call of the C
@@ -681,7 +675,7 @@ def _small_ce(logits: Any, target: Any, ignore_index: Any, reduction: str) -> An
         or target.data_ptr() % 8  # floats and integers)
     ):
         return NotImplemented
-    red = _REDUCTION[reduction]
+    red = _numpy.C_REDUCTIONS[reduction]
     out = torch.empty(target.shape if red == 0 else (), dtype=logits.dtype, device=_CPU)
     rows, n = logits.shape
     f64 = logits.dtype == torch.float64
