@@ -499,24 +499,25 @@ def _special_3d(dtype):
     return host.reshape(4, 8, 6)
 
 
-TORCH_ROUTES = ["small", "numpy", "c", "torch", "torch-blocks"]
+TORCH_ROUTES = ["small", "at", "numpy", "c", "torch", "torch-blocks"]
 
 
 def _torch_route(route, monkeypatch):
     """Small tensors take the C kernel on their own memory ("small", where
     it applies), else the NumPy fast path on a view of it ("numpy": the
-    first switched off); "c" makes them take the C kernel as large ones do,
-    "torch" torch's own operations (where the C kernel is not built),
-    "torch-blocks" those in blocks of a few rows, so that rows to recompute
-    fall into several."""
+    first switched off); "at" makes them take the C kernel on their own
+    memory as large ones do (threads planned, the GIL released), "c" the C
+    kernel through NumPy views as large strided ones do, "torch" torch's
+    own operations (where the C kernel is not built), "torch-blocks" those
+    in blocks of a few rows, so that rows to recompute fall into several."""
     from xact._fastpaths import _torch as ft
 
-    if route != "small":
-        monkeypatch.setattr(ft, "_small", lambda *a, **k: NotImplemented)
+    if route not in ("small", "at"):
+        monkeypatch.setattr(ft, "_at", lambda *a, **k: NotImplemented)
         monkeypatch.setattr(ft, "_small_ce", lambda *a, **k: NotImplemented)
     if route not in ("small", "numpy"):
         monkeypatch.setattr(ft, "SMALL", 0)
-    if route == "c" and fnp._ck is None:
+    if route in ("at", "c") and fnp._ck is None:
         if os.environ.get("CI"):
             pytest.fail("the C kernel is not built (CI has a compiler: it must be)")
         pytest.skip("the C kernel is not built (no C compiler at install time)")
@@ -589,8 +590,12 @@ def test_torch_small_tensors_take_the_numpy_route(monkeypatch):
         xact.cross_entropy(x, t)  # a row without a finite maximum: declined
         assert calls == [1]
         calls.clear()
-    big = torch.zeros((ft.SMALL + 1,), dtype=torch.float64)
-    xact.log_softmax(big, axis=-1)
+    big = torch.zeros((2 * ft.SMALL + 2,), dtype=torch.float64)
+    by_address = fnp._ck is not None and fnp._ck.openmp()
+    xact.log_softmax(big, axis=-1)  # large and contiguous: by address, if built
+    assert calls == ([] if by_address else [1])
+    calls.clear()
+    xact.log_softmax(big[::2], axis=-1)  # large and strided: torch's route
     assert calls == [1]
     calls.clear()
     x = torch.tensor(_random((8, 5), "float64"), requires_grad=True)
@@ -818,7 +823,7 @@ def test_torch_small_tensors_on_their_own_memory(dtype, monkeypatch):
     grad = x.clone().requires_grad_()
     out = xact.log_softmax(grad, axis=-1)
     assert out.requires_grad and calls == []
-    assert ft._small("softmax", grad, 1) is NotImplemented
+    assert ft._at("softmax", grad, 1) is NotImplemented
 
 
 @pytest.mark.parametrize("route", TORCH_ROUTES[:4])
@@ -1077,6 +1082,47 @@ def test_numpy_threads_give_the_same_bits(dtype, monkeypatch, kernel):
         monkeypatch.setenv("XACT_NUM_THREADS", n)
         lse.append(xact.logsumexp(flat))
     np.testing.assert_array_equal(lse[0], lse[1])
+
+
+@pytest.mark.parametrize("isa", ["avx512", "portable"])
+@pytest.mark.parametrize("mode", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape", [(1040, 1013), (209716, 5)])
+def test_c_kernel_large_outputs_give_the_same_bits(shape, mode, isa):
+    """A call whose float32 output is 4 MiB or more writes it with
+    non-temporal stores (AVX-512), from each row's first 32-byte boundary
+    on: the same rows computed in calls too small for that give the same
+    bits, at every offset of the output (rows of 1013 floats start at each
+    offset mod 32 bytes; rows of 5 are all head), over 1 and 3 threads, and
+    by address (``rows_at``, as large torch tensors take it)."""
+    ck = _ck_or_skip()
+    prev = _isa_or_skip(isa)
+    try:
+        rows, n = shape
+        assert rows * n >= 1 << 20  # 4 MiB of float32
+        x = (np.random.default_rng(11).standard_normal(shape) * 4).astype(np.float32)
+        x[7, 0] = np.inf  # a row left to the caller, unwritten
+        code = fnp.C_MODES[mode]
+        bad = np.zeros(rows, np.uint8)
+        ref = np.zeros_like(x)
+        for r0 in range(0, rows, 64):  # 64 rows: below the size that streams
+            ck.rows(x, ref, bad, code, r0, min(rows, r0 + 64))
+        assert bad.nonzero()[0].tolist() == [7]
+        buf = np.zeros(rows * n + 8, np.float32)
+        for shift in (0, 1, 3):  # the output's offset, in floats
+            out = buf[shift : shift + rows * n].reshape(shape)
+            for threads, chunk in ((1, 1), (3, 64)):
+                out[...] = 0
+                bad[:] = 0
+                assert ck.rows(x, out, bad, code, 0, rows, threads, chunk) == 1
+                np.testing.assert_array_equal(out, ref)
+                out[...] = 0
+                addr = ck.rows_at(
+                    x.ctypes.data, n * 4, rows, n, out.ctypes.data, code, 0, threads, chunk
+                )
+                assert addr == 1
+                np.testing.assert_array_equal(out, ref)
+    finally:
+        ck.set_isa(prev)
 
 
 def test_numpy_threads_follow_the_callers_errstate(monkeypatch):

@@ -529,7 +529,8 @@ CLONES static Py_ssize_t rows_f32_portable(const char *x, Py_ssize_t rs, Py_ssiz
 /* rows_impl for float32 with the AVX-512 kernel: the same results to within
  * an ULP of float64 before the rounding to float32. */
 static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
-                                  unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode)
+                                  unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode,
+                                  int stream)
 {
     double *w = NULL;
     if (mode == SOFTMAX) {
@@ -540,6 +541,7 @@ static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
     Py_ssize_t nbad = 0;
     for (Py_ssize_t i = r0; i < r1; i++) {
         const float *xr = (const float *)(x + i * rs);
+        const float *next = i + 1 < r1 ? (const float *)(x + (i + 1) * rs) : NULL;
         double m;
         if (!xact_f32_max(xr, n, &m)) {
             bad[i] = 1;
@@ -547,10 +549,11 @@ static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
             continue;
         }
         if (mode == SOFTMAX) {
-            xact_f32_scale(w, n, 1.0 / xact_f32_exps(xr, n, m, w), (float *)out + i * n);
+            double inv = 1.0 / xact_f32_exps(xr, n, m, w, next);
+            xact_f32_scale(w, n, inv, (float *)out + i * n, stream);
             continue;
         }
-        double rest = xact_f32_sum(xr, n, m);
+        double rest = xact_f32_sum(xr, n, m, next);
         double lg = log1p(rest);
         if (mode == LSE) {
             ((float *)out)[i] = (float)(m + lg);
@@ -558,18 +561,32 @@ static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
             ((double *)out)[2 * i] = m;
             ((double *)out)[2 * i + 1] = lg;
         } else {
-            xact_f32_shift(xr, n, m, lg, (float *)out + i * n);
+            xact_f32_shift(xr, n, m, lg, (float *)out + i * n, stream);
         }
     }
     free(w);
     return nbad;
 }
 
+/* Whether the rows of a call (rows of n) write their output with
+ * non-temporal stores: softmax and log_softmax of float32, on AVX-512, where
+ * the output is larger than STREAM_BYTES (larger than the L2 caches of the
+ * CPUs measured, 1 to 2 MiB a core). On AMD Zen 4, 4096x1000 float32:
+ * softmax 20 to 25% faster (a normal store first reads the line it
+ * writes). The float64 rows write their terms into the output and divide
+ * them there, so its lines are in cache already. */
+#define STREAM_BYTES ((Py_ssize_t)4 << 20)
+static int streams(Py_ssize_t rows, Py_ssize_t n, int f64, int mode)
+{
+    return !f64 && (mode == SOFTMAX || mode == LOG_SOFTMAX) && rows * n >= STREAM_BYTES / 4;
+}
+
+/* stream: see streams() */
 static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
-                           unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode)
+                           unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode, int stream)
 {
     if (use_avx512)
-        return rows_f32_avx512(x, rs, n, out, bad, r0, r1, mode);
+        return rows_f32_avx512(x, rs, n, out, bad, r0, r1, mode, stream);
     return rows_f32_portable(x, rs, n, out, bad, r0, r1, mode);
 }
 
@@ -660,7 +677,10 @@ static void ce_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, const int6
                 bad[i] = 1;
             continue;
         }
-        double lg = log1p(xact_f32_sum(xr, n, m));
+        /* (the next row's target may be ignored: its row still is a
+         * likely next read, and a fetch of a row not read costs little) */
+        const float *next = i + 1 < r1 ? (const float *)(x + (i + 1) * rs) : NULL;
+        double lg = log1p(xact_f32_sum(xr, n, m, next));
         loss[i] = -(((double)xr[ti] - m) - lg); /* x_t - m: exact */
         counts[2]++;
     }
@@ -809,9 +829,10 @@ static Py_ssize_t rows_threads(const char *x, Py_ssize_t rs, Py_ssize_t n, char 
                                unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode,
                                int f64, int threads, Py_ssize_t chunk)
 {
+    int stream = streams(r1 - r0, n, f64, mode);
     if (threads <= 1 || !omp_usable || chunk >= r1 - r0)
         return f64 ? rows_f64(x, rs, n, out, bad, r0, r1, mode)
-                   : rows_f32(x, rs, n, out, bad, r0, r1, mode);
+                   : rows_f32(x, rs, n, out, bad, r0, r1, mode, stream);
     if (chunk < 1)
         chunk = 1;
     Py_ssize_t nchunks = (r1 - r0 + chunk - 1) / chunk;
@@ -822,7 +843,7 @@ static Py_ssize_t rows_threads(const char *x, Py_ssize_t rs, Py_ssize_t n, char 
     for (Py_ssize_t c = 0; c < nchunks; c++) {
         Py_ssize_t a = r0 + c * chunk, b = a + chunk < r1 ? a + chunk : r1;
         Py_ssize_t nb = f64 ? rows_f64(x, rs, n, out, bad, a, b, mode)
-                            : rows_f32(x, rs, n, out, bad, a, b, mode);
+                            : rows_f32(x, rs, n, out, bad, a, b, mode, stream);
         if (nb < 0)
             oom++;
         else
@@ -1129,21 +1150,27 @@ static double pairwise_sum(const double *a, Py_ssize_t n)
 
 /* A byte a row for rows_f64/rows_f32 (on the stack for small calls). */
 #define AT_STACK 512
+/* Calls of at most this many elements keep the GIL (releasing it costs
+ * about as much as their arithmetic). */
+#define AT_HOLD_GIL ((Py_ssize_t)1 << 14)
 
 PyDoc_STRVAR(rows_at_doc,
-"rows_at(x, row_stride, rows, n, out, mode, f64) -> int\n\n"
+"rows_at(x, row_stride, rows, n, out, mode, f64, threads=1, chunk=1) -> int\n\n"
 "rows() on memory given by address: rows of n float32 (f64 0) or float64\n"
 "values row_stride bytes apart at x, into the contiguous out (1 value a\n"
-"row for mode 0, n for 1 and 2), on the calling thread. Returns the number\n"
-"of rows left to the caller (their output is not written), or raises\n"
-"MemoryError.");
+"row for mode 0, n for 1 and 2). Returns the number of rows left to the\n"
+"caller (their output is not written), or raises MemoryError. With\n"
+"threads > 1 (and openmp()), the rows in chunks of chunk rows over that\n"
+"many OpenMP threads; else on the calling thread. The GIL is released\n"
+"for calls of more than 2^14 elements.");
 
 static PyObject *ck_rows_at(PyObject *Py_UNUSED(self), PyObject *args)
 {
     unsigned long long xa, oa;
-    Py_ssize_t rs, rows, n;
-    int mode, f64;
-    if (!PyArg_ParseTuple(args, "KnnnKii:rows_at", &xa, &rs, &rows, &n, &oa, &mode, &f64))
+    Py_ssize_t rs, rows, n, chunk = 1;
+    int mode, f64, threads = 1;
+    if (!PyArg_ParseTuple(args, "KnnnKii|in:rows_at", &xa, &rs, &rows, &n, &oa, &mode, &f64,
+                          &threads, &chunk))
         return NULL;
     if (rows < 0 || n < 1 || mode < LSE || mode > LOG_SOFTMAX || xa == 0 || oa == 0) {
         PyErr_SetString(PyExc_ValueError, "rows_at: bad arguments");
@@ -1156,8 +1183,10 @@ static PyObject *ck_rows_at(PyObject *Py_UNUSED(self), PyObject *args)
     memset(bad, 0, (size_t)rows);
     const char *x = (const char *)(uintptr_t)xa;
     char *out = (char *)(uintptr_t)oa;
-    Py_ssize_t nbad = f64 ? rows_f64(x, rs, n, out, bad, 0, rows, mode)
-                          : rows_f32(x, rs, n, out, bad, 0, rows, mode);
+    PyThreadState *ts = rows * n > AT_HOLD_GIL ? PyEval_SaveThread() : NULL;
+    Py_ssize_t nbad = rows_threads(x, rs, n, out, bad, 0, rows, mode, f64, threads, chunk);
+    if (ts != NULL)
+        PyEval_RestoreThread(ts);
     if (bad != stack)
         free(bad);
     if (nbad < 0)
@@ -1445,7 +1474,8 @@ static void pool_job_work(pool_job *j)
                        j->ignore, k, j->bad);
         } else {
             Py_ssize_t nb = j->f64 ? rows_f64(j->x, j->rs, j->n, j->out, j->bad, a, b, j->mode)
-                                   : rows_f32(j->x, j->rs, j->n, j->out, j->bad, a, b, j->mode);
+                                   : rows_f32(j->x, j->rs, j->n, j->out, j->bad, a, b, j->mode,
+                                              streams(j->rows, j->n, j->f64, j->mode));
             if (nb < 0)
                 __atomic_fetch_add(&j->oom, 1, __ATOMIC_RELAXED);
         }

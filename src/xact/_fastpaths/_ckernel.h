@@ -13,15 +13,23 @@ int xact_avx512_usable(void);
 /* The row maximum into *m; 0 for a row left to the caller (a NaN, or
  * |max| >= XACT_LARGEST). */
 int xact_f32_max(const float *x, Py_ssize_t n, double *m);
+/* The passes that read a row from cache take next (the next row to come,
+ * or NULL) and fetch it into the cache as they go: a row of a large array
+ * (a page, for a row of 1000 floats) would otherwise start each time with
+ * a wait for memory, the hardware prefetchers stopping at page bounds. */
 /* R = sum_j exp(x_j - m) - 1, compensated. */
-double xact_f32_sum(const float *x, Py_ssize_t n, double m);
+double xact_f32_sum(const float *x, Py_ssize_t n, double m, const float *next);
 /* S = sum_j exp(x_j - m) (not compensated; exp to about 1e-11), the terms
  * into w: for softmax, whose error is that of its terms. */
-double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w);
+double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w, const float *next);
+/* The output passes, with stream nonzero, store with non-temporal stores
+ * (for an output much larger than the caches: no read of each line before
+ * it is written, and no eviction of what the caller works on); the results
+ * are the same either way. */
 /* o_j = (float)(w_j * inv) */
-void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o);
+void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o, int stream);
 /* o_j = (float)((x_j - m) - lg) */
-void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o);
+void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o, int stream);
 /* The exps of the float32 and float64 kernels, on float64 clamped to
  * [-700, 0] (for the tests). */
 void xact_exp_avx512(const double *x, double *o, Py_ssize_t n);

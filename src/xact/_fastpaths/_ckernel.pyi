@@ -30,7 +30,16 @@ def cross_entropy_reduce(
     x: Any, target: Any, ignore: int | None, reduction: int, out: Any, /
 ) -> bool: ...
 def rows_at(
-    x: int, row_stride: int, rows: int, n: int, out: int, mode: int, f64: int, /
+    x: int,
+    row_stride: int,
+    rows: int,
+    n: int,
+    out: int,
+    mode: int,
+    f64: int,
+    threads: int = 1,
+    chunk: int = 1,
+    /,
 ) -> int: ...
 def rows(
     x: Any, out: Any, bad: Any, mode: int, r0: int, r1: int, threads: int = 1, chunk: int = 1, /

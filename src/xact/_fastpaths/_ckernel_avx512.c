@@ -155,6 +155,21 @@ T512 int xact_f32_max(const float *x, Py_ssize_t n, double *m_out)
     return !nan && fabs((double)m) < XACT_LARGEST;
 }
 
+/* The cache line of next + j (next: the row to come, or NULL). */
+I512 void fetch(const float *next, Py_ssize_t j)
+{
+    if (next != NULL)
+        _mm_prefetch((const char *)(next + j), _MM_HINT_T0);
+}
+
+/* The number of floats at o before a 32-byte boundary (o is 4-byte
+ * aligned), at most n: stored as usual before the non-temporal stores. */
+I512 Py_ssize_t head32(const float *o, Py_ssize_t n)
+{
+    Py_ssize_t h = (Py_ssize_t)(((uintptr_t)0 - (uintptr_t)o) & 31) / 4;
+    return h < n ? h : n;
+}
+
 /* One Fast2Sum step per lane: |acc| >= |t| always (acc >= 1 >= t). */
 I512 void f2s(__m512d *acc, __m512d *err, __m512d t)
 {
@@ -181,7 +196,7 @@ I512 __m512 load_tail(const float *x, Py_ssize_t j, Py_ssize_t n, double m, __mm
     return _mm512_mask_loadu_ps(_mm512_set1_ps((float)m), k, x + j);
 }
 
-T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w)
+T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w, const float *next)
 {
     const Tab T = tab_load();
     const __m512d vm = _mm512_set1_pd(m), floor_ = _mm512_set1_pd(-700.0);
@@ -189,6 +204,7 @@ T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w)
     Py_ssize_t j = 0;
     __m512d sa, sb;
     for (; j + 16 <= n; j += 16) {
+        fetch(next, j);
         shift16(_mm512_loadu_ps(x + j), vm, floor_, &sa, &sb);
         __m512d ta = exp8_short(sa, T), tb = exp8_short(sb, T);
         _mm512_storeu_pd(w + j, ta);
@@ -209,7 +225,7 @@ T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w)
     return _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
 }
 
-T512 double xact_f32_sum(const float *x, Py_ssize_t n, double m)
+T512 double xact_f32_sum(const float *x, Py_ssize_t n, double m, const float *next)
 {
     const Tab T = tab_load();
     const __m512d vm = _mm512_set1_pd(m), floor_ = _mm512_set1_pd(-700.0);
@@ -218,6 +234,7 @@ T512 double xact_f32_sum(const float *x, Py_ssize_t n, double m)
     Py_ssize_t j = 0;
     __m512d sa, sb;
     for (; j + 16 <= n; j += 16) {
+        fetch(next, j);
         shift16(_mm512_loadu_ps(x + j), vm, floor_, &sa, &sb);
         f2s(&acc0, &err0, exp8(sa, T));
         f2s(&acc1, &err1, exp8(sb, T));
@@ -249,10 +266,21 @@ T512 double xact_f32_sum(const float *x, Py_ssize_t n, double m)
     return (hi - 17.0) + lo;
 }
 
-T512 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o)
+T512 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o, int stream)
 {
     const __m512d vi = _mm512_set1_pd(inv);
     Py_ssize_t j = 0;
+    if (stream) {
+        Py_ssize_t h = head32(o, n);
+        if (h > 0) {
+            __mmask8 k = (__mmask8)((1u << h) - 1u);
+            __m256 r = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_maskz_loadu_pd(k, w), vi));
+            _mm512_mask_storeu_ps(o, (__mmask16)k, _mm512_castps256_ps512(r));
+        }
+        for (j = h; j + 8 <= n; j += 8)
+            _mm256_stream_ps(o + j, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_loadu_pd(w + j), vi)));
+        _mm_sfence();
+    }
     for (; j + 8 <= n; j += 8)
         _mm256_storeu_ps(o + j, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_loadu_pd(w + j), vi)));
     if (j < n) {
@@ -262,22 +290,34 @@ T512 void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o)
     }
 }
 
-T512 void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o)
+/* (x_j - m) - lg of 8 floats (+ 0.0f after the rounding: a tiny negative
+ * value rounds to -0.0, where the generic float32 arithmetic has +0.0) */
+I512 __m256 shift8(__m512d a, __m512d vm, __m512d vl)
 {
-    /* (+ 0.0f after the rounding: a tiny negative value rounds to -0.0,
-     * where the generic float32 arithmetic has +0.0) */
+    return _mm256_add_ps(_mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(a, vm), vl)),
+                         _mm256_setzero_ps());
+}
+
+T512 void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o, int stream)
+{
     const __m512d vm = _mm512_set1_pd(m), vl = _mm512_set1_pd(lg);
-    const __m256 z = _mm256_setzero_ps();
     Py_ssize_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m512d a = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
-        __m256 r = _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(a, vm), vl));
-        _mm256_storeu_ps(o + j, _mm256_add_ps(r, z));
+    if (stream) {
+        Py_ssize_t h = head32(o, n);
+        if (h > 0) {
+            __mmask16 k = tail_mask(h);
+            __m256 r = shift8(lo8(_mm512_maskz_loadu_ps(k, x)), vm, vl);
+            _mm512_mask_storeu_ps(o, k, _mm512_castps256_ps512(r));
+        }
+        for (j = h; j + 8 <= n; j += 8)
+            _mm256_stream_ps(o + j, shift8(_mm512_cvtps_pd(_mm256_loadu_ps(x + j)), vm, vl));
+        _mm_sfence();
     }
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(o + j, shift8(_mm512_cvtps_pd(_mm256_loadu_ps(x + j)), vm, vl));
     if (j < n) {
         __mmask16 k = tail_mask(n - j);
-        __m512 v = _mm512_maskz_loadu_ps(k, x + j);
-        __m256 r = _mm256_add_ps(_mm512_cvtpd_ps(_mm512_sub_pd(_mm512_sub_pd(lo8(v), vm), vl)), z);
+        __m256 r = shift8(lo8(_mm512_maskz_loadu_ps(k, x + j)), vm, vl);
         _mm512_mask_storeu_ps(o + j, k, _mm512_castps256_ps512(r));
     }
 }
@@ -749,23 +789,23 @@ int xact_f32_max(const float *x, Py_ssize_t n, double *m_out)
     (void)x, (void)n, (void)m_out;
     return 0;
 }
-double xact_f32_sum(const float *x, Py_ssize_t n, double m)
+double xact_f32_sum(const float *x, Py_ssize_t n, double m, const float *next)
 {
-    (void)x, (void)n, (void)m;
+    (void)x, (void)n, (void)m, (void)next;
     return 0.0;
 }
-double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w)
+double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w, const float *next)
 {
-    (void)x, (void)n, (void)m, (void)w;
+    (void)x, (void)n, (void)m, (void)w, (void)next;
     return 0.0;
 }
-void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o)
+void xact_f32_scale(const double *w, Py_ssize_t n, double inv, float *o, int stream)
 {
-    (void)w, (void)n, (void)inv, (void)o;
+    (void)w, (void)n, (void)inv, (void)o, (void)stream;
 }
-void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o)
+void xact_f32_shift(const float *x, Py_ssize_t n, double m, double lg, float *o, int stream)
 {
-    (void)x, (void)n, (void)m, (void)lg, (void)o;
+    (void)x, (void)n, (void)m, (void)lg, (void)o, (void)stream;
 }
 void xact_exp_avx512(const double *x, double *o, Py_ssize_t n) { (void)x, (void)o, (void)n; }
 void xact_exp_f64_avx512(const double *x, double *o, Py_ssize_t n) { (void)x, (void)o, (void)n; }

@@ -8,9 +8,11 @@ axis, the same values come from far fewer passes:
 * **Small tensors** (at most :data:`SMALL` elements, no autograd): there
   the cost is per operation, and a torch operation costs several
   microseconds. Contiguous ones reduced along their last axis run the C
-  kernel on their own memory (:func:`_small`, :func:`_small_ce`: one call,
+  kernel on their own memory (:func:`_at`, :func:`_small_ce`: one call,
   by address, into a new tensor); the others the NumPy fast path on a
-  zero-copy view of their memory (:func:`_via_numpy`).
+  zero-copy view of their memory (:func:`_via_numpy`). Large contiguous
+  tensors reduced along their last axis take :func:`_at` too, their rows
+  split over the C kernel's threads.
 * **float32** runs torch's own fused kernels *in float64*
   (``torch.softmax(x, dim, dtype=torch.float64)`` and friends) and rounds
   once. The difference of two float32 numbers within the cut-off is exact
@@ -224,22 +226,31 @@ SMALL = 1 << 14
 fast path on a zero-copy view of their memory (:func:`_via_numpy`)."""
 
 
-def _small(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
-    """A small tensor (at most :data:`SMALL` elements, contiguous, reduced
-    along its last axis, or along all of it for ``dim`` None, no autograd)
-    through the C kernel on its own memory (``_ckernel.rows_at``), into a
-    new tensor: no NumPy view either way, which cost as much as the
-    arithmetic (a 32x10 softmax: 15 µs through :func:`_via_numpy`, 5 µs for
-    ``torch.softmax``). For logsumexp the result has the shape
-    ``lse_shape``. NotImplemented where it does not apply, or where a row
-    has no finite maximum (the caller's path then runs)."""
+def _at(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
+    """A contiguous tensor reduced along its last axis (or along all of it
+    for ``dim`` None), without autograd, through the C kernel on its own
+    memory (``_ckernel.rows_at``), into a new tensor. No NumPy view and no
+    torch operation but the output's allocation:
+
+    * small tensors (at most :data:`SMALL` elements): a view cost as much as
+      the arithmetic (a 32x10 softmax: 15 µs through :func:`_via_numpy`,
+      5 µs for ``torch.softmax``);
+    * large ones: after a large call, each torch operation ahead of the
+      kernel runs with cold caches (10 to 40 µs for a ``movedim`` or a
+      ``reshape``, measured after a 64x50257 softmax); their rows are split
+      over the C kernel's OpenMP threads as :func:`._numpy._c_rows` splits
+      them (where it has none, NotImplemented: the NumPy path splits them
+      over Python threads).
+
+    For logsumexp the result has the shape ``lse_shape``. NotImplemented
+    where it does not apply, or where a row has no finite maximum (the
+    caller's path then runs, and recomputes the whole call)."""
     ck = _numpy._ck
     torch = (_MODULES or _modules())[0]
     f64 = x.dtype == torch.float64
     isz = 8 if f64 else 4
     if (
         ck is None
-        or x.numel() > SMALL
         or not x.is_contiguous()
         or x.is_neg()
         or x.data_ptr() % isz  # (the kernel reads whole floats)
@@ -247,13 +258,20 @@ def _small(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
         or _needs_grad(x)
     ):
         return NotImplemented
-    n = x.numel() if dim is None else x.shape[-1]
+    size = x.numel()
+    n = size if dim is None else x.shape[-1]
+    rows = size // n
+    threads, chunk = 1, 1
+    if size > SMALL:
+        if n > _numpy.MAX_ROW or not ck.openmp():
+            return NotImplemented
+        threads, chunk = _parallel.plan(rows, n)
     if func == "logsumexp":
         out = torch.empty(lse_shape, dtype=x.dtype, device=_CPU)
     else:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    rows = x.numel() // n
-    if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), _numpy.C_MODES[func], f64):
+    mode = _numpy.C_MODES[func]
+    if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), mode, f64, threads, chunk):
         return NotImplemented
     return out
 
@@ -494,7 +512,7 @@ def _reduction(func: str, x: Any, axis: Any) -> Any:
         return NotImplemented
     if not _needs_grad(x):
         if func != "logsumexp":
-            r = _small(func, x, dim)
+            r = _at(func, x, dim)
             if r is not NotImplemented:
                 return r
             r = _via_numpy(func, x, axis=axis, where=None, temperature=1)
@@ -516,10 +534,10 @@ def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, w
     if b is not None or where is not None or return_sign or not _plain(x):
         return NotImplemented
     if axis is None:
-        r = _small("logsumexp", x, None, (1,) * x.ndim if keepdims else ())
+        r = _at("logsumexp", x, None, (1,) * x.ndim if keepdims else ())
     elif (dim := _dim(x, axis)) is not None:
         shape = x.shape[:dim]
-        r = _small("logsumexp", x, dim, (*shape, 1) if keepdims else shape)
+        r = _at("logsumexp", x, dim, (*shape, 1) if keepdims else shape)
     else:
         return NotImplemented
     if r is not NotImplemented:
@@ -654,7 +672,7 @@ def _ce_loss(logits: Any, t: Any, safe: Any, ignore_index: Any) -> Any:
 
 
 def _small_ce(logits: Any, target: Any, ignore_index: Any, reduction: str) -> Any:
-    """:func:`cross_entropy` of small (N, C) logits (as :func:`_small`) with
+    """:func:`cross_entropy` of small (N, C) logits (as :func:`_at`) with
     int64 targets: the losses and their reduction in one call of the C
     kernel (``_ckernel.cross_entropy_at``), which sums them as the NumPy
     path does (NumPy's pairwise sum of the float64 losses). NotImplemented
