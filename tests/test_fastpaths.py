@@ -688,30 +688,41 @@ def test_small_cross_entropy_sums_of_negative_zeros_are_positive():
                     assert got == 0.0 and not np.signbit(got), (rows, reduction, got)
 
 
-def test_torch_small_paths_ignore_the_default_device():
-    """The small paths allocate their results on the input's device (the
-    CPU), whatever ``torch.set_default_device`` or a ``torch.device``
-    context says (found in review: ``torch.empty`` without a device made a
-    meta tensor there, and the C kernel refused its address)."""
+@pytest.mark.parametrize("route", TORCH_ROUTES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_torch_fast_paths_ignore_the_default_device(dtype, route, monkeypatch):
+    """Every route allocates its results, buffers and constants on the
+    input's device (the CPU), whatever ``torch.set_default_device`` or a
+    ``torch.device`` context says (found in review for the small paths, and
+    after it for the large strided ones: ``torch.empty`` without a device
+    made a meta tensor there, which the C kernel and NumPy refused). Rows
+    without a finite maximum and a target out of range take the special
+    cases' code too."""
     torch = _torch()
-    x = torch.tensor(_random((4, 3), "float64"))
-    t = torch.tensor([0, 1, 2, 0])
-    want = {
-        "logsumexp": xact.logsumexp(x, axis=-1),
-        "softmax": xact.softmax(x, axis=-1),
-        "cross_entropy": xact.cross_entropy(x, t),
-        "sigmoid": xact.sigmoid(x),
+    _torch_route(route, monkeypatch)
+    host = _random((6, 5), dtype)
+    host[2, 1] = INF
+    x = torch.tensor(host)
+    t = torch.tensor([0, 1, 2, 0, 4, 3])
+    bad_t = torch.tensor([0, 1, 7, 0, 4, 3])
+    calls = {
+        "logsumexp": lambda a: xact.logsumexp(a, axis=-1),
+        "softmax": lambda a: xact.softmax(a, axis=-1),
+        "log_softmax": lambda a: xact.log_softmax(a, axis=-1),
+        "softmax_t": lambda a: xact.softmax(a.t(), axis=-1),
+        "cross_entropy": lambda a: xact.cross_entropy(a, t),
+        "cross_entropy_none": lambda a: xact.cross_entropy(a, bad_t, reduction="none"),
+        "sigmoid": xact.sigmoid,
+        "log_sigmoid": xact.log_sigmoid,
+        "softplus": xact.softplus,
     }
+    want = {name: f(x) for name, f in calls.items()}
     with torch.device("meta"):
-        got = {
-            "logsumexp": xact.logsumexp(x, axis=-1),
-            "softmax": xact.softmax(x, axis=-1),
-            "cross_entropy": xact.cross_entropy(x, t),
-            "sigmoid": xact.sigmoid(x),
-        }
+        got = {name: f(x) for name, f in calls.items()}
     for name, g in got.items():
         assert g.device.type == "cpu", name
-        assert torch.equal(g, want[name]), name
+        assert torch.equal(g.isnan(), want[name].isnan()), name
+        assert torch.equal(g.nan_to_num(), want[name].nan_to_num()), name
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

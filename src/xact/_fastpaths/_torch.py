@@ -118,8 +118,9 @@ def _modules() -> tuple[Any, Any, Any]:
 
 
 _CPU: Any = None
-"""torch.device("cpu"), for the outputs of the small paths: ``torch.empty``
-without a device would follow ``torch.set_default_device``."""
+"""torch.device("cpu"), for every tensor the fast paths create (outputs,
+buffers, constants): ``torch.empty`` without a device would follow
+``torch.set_default_device``."""
 
 
 def _plain(x: Any, *, min_ndim: int = 1) -> bool:
@@ -378,9 +379,11 @@ def _float64_rows(rows: Any, func: str) -> tuple[Any, Any, Any, Any]:
     import torch
 
     r, n = rows.shape
-    s, b, e = (torch.empty((r, n), dtype=torch.float64) for _ in range(3))
-    is_max = torch.empty((r, n), dtype=torch.bool)
-    out = torch.empty((r, n if func in ("softmax", "log_softmax") else 1), dtype=torch.float64)
+    s, b, e = (torch.empty((r, n), dtype=torch.float64, device=_CPU) for _ in range(3))
+    is_max = torch.empty((r, n), dtype=torch.bool, device=_CPU)
+    out = torch.empty(
+        (r, n if func in ("softmax", "log_softmax") else 1), dtype=torch.float64, device=_CPU
+    )
     bad, m, lg = _kernel64(rows, func, out, s, b, e, is_max)
     return out, bad, m, lg
 
@@ -426,12 +429,12 @@ def _row_blocks(func: str, x2: Any, out2: Any | None) -> tuple[Any, Any, Any]:
     rb = max(1, min(rows, _BLOCK // n))
     f64 = x2.dtype == torch.float64
     if f64:
-        s, b, e = (torch.empty((rb, n), dtype=torch.float64) for _ in range(3))
-        is_max = torch.empty((rb, n), dtype=torch.bool)
+        s, b, e = (torch.empty((rb, n), dtype=torch.float64, device=_CPU) for _ in range(3))
+        is_max = torch.empty((rb, n), dtype=torch.bool, device=_CPU)
     parts = func == "parts"
     if parts:
-        m_all = torch.empty((rows, 1), dtype=torch.float64)
-        lg_all = torch.empty((rows, 1), dtype=torch.float64)
+        m_all = torch.empty((rows, 1), dtype=torch.float64, device=_CPU)
+        lg_all = torch.empty((rows, 1), dtype=torch.float64, device=_CPU)
     bad_rows = []
     for r0 in range(0, rows, rb):
         r1 = min(rows, r0 + rb)
@@ -463,7 +466,7 @@ def _blocked(func: str, x: Any, dim: int) -> Any:
     x2 = xt.reshape(-1, n)  # a view when dim is last and x contiguous
     if not x2.is_contiguous():
         x2 = x2.contiguous()
-    out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype)
+    out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype, device=_CPU)
     idx, _, _ = _row_blocks(func, x2, out2)
     if idx is not None:
         # Rows without a finite maximum follow the generic rules.
@@ -497,7 +500,7 @@ def _via_c(func: str, x: Any, dim: int) -> Any:
     x2 = xt.reshape(-1, n)  # a view when dim is last and x contiguous
     if x2.stride(1) != 1:
         x2 = x2.contiguous()
-    out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype)
+    out2 = torch.empty((x2.shape[0], 1 if func == "logsumexp" else n), dtype=x.dtype, device=_CPU)
     _c_rows(func, x2, out2)
     if func == "logsumexp":
         return out2.reshape((*xt.shape[:-1], 1)).movedim(-1, dim)
@@ -650,7 +653,7 @@ def _ce_loss(logits: Any, t: Any, safe: Any, ignore_index: Any) -> Any:
     if _numpy.c_kernel_built() and not x2.is_neg():
         # Each sample's loss in the C kernel, on views of the memory (NaN
         # where a target is out of range: that row is not read).
-        loss64 = torch.empty(t.shape, dtype=torch.float64)
+        loss64 = torch.empty(t.shape, dtype=torch.float64, device=_CPU)
         n_bad, _, _ = _numpy.c_cross_entropy_loss(
             x2.numpy(), t.resolve_neg().contiguous().numpy(), ignore_index, loss64.numpy()
         )
@@ -772,14 +775,14 @@ def cross_entropy(
         loss = _ce_loss(logits, t, safe, ignore_index)
         if loss is NotImplemented:
             return loss  # rows without a finite maximum: generic rules
-    zero = torch.zeros((), dtype=loss.dtype)
+    zero = torch.zeros((), dtype=loss.dtype, device=_CPU)
     # -0.0 where ignored, as the generic path's -where(active, lp, 0).
-    loss = torch.where(active, loss, torch.full((), -0.0, dtype=loss.dtype))
+    loss = torch.where(active, loss, torch.full((), -0.0, dtype=loss.dtype, device=_CPU))
     bad = ~in_range & ~ignored
     den = active.to(loss.dtype)
     if bool(bad.any()):  # out of range and not ignored: NaN, as the generic
-        loss = torch.where(bad, torch.full((), math.nan, dtype=loss.dtype), loss)
-        den = torch.where(bad, torch.full((), math.nan, dtype=loss.dtype), den)
+        loss = torch.where(bad, torch.full((), math.nan, dtype=loss.dtype, device=_CPU), loss)
+        den = torch.where(bad, torch.full((), math.nan, dtype=loss.dtype, device=_CPU), den)
     if reduction == "none":
         return loss
     total = loss.sum()
