@@ -122,13 +122,21 @@ def _backend_for(tp: type) -> ModuleType | None:
 
 
 def dispatch(func: str, x: Any, xp: ModuleType | None, **kwargs: Any) -> Any:
-    """Call the fast path for ``func`` on ``x``, or return NotImplemented."""
-    if xp is not None or not enabled():
+    """Call the fast path for ``func`` on ``x``, or return NotImplemented.
+
+    Every public function calls this first, so it is kept to a few
+    dictionary lookups: on a 32x10 tensor the native call it competes with
+    takes about a microsecond. (The function itself is looked up at every
+    call, so that a test may replace it.)"""
+    if xp is not None or _DISABLED_DEPTH:
         return NotImplemented
-    mod = _backend_for(type(x))
-    if mod is None:
+    env, get, on = _READ_ENV
+    # (enabled() again where the quick look says off, or os.environ changed)
+    if (get() not in on or env is not os.environ) and not enabled():
         return NotImplemented
-    impl: Callable[..., Any] | None = getattr(mod, func, None)
+    tp = type(x)
+    mod = _BY_TYPE[tp] if tp in _BY_TYPE else _backend_for(tp)
+    impl: Callable[..., Any] | None = None if mod is None else getattr(mod, func, None)
     if impl is None:
         return NotImplemented
     return impl(x, **kwargs)

@@ -102,17 +102,27 @@ def _float(x: Any) -> bool:
 
 
 _MODULES: tuple[Any, Any, Any] | None = None
+_WATCHERS: tuple[Any, ...] = ()
 
 
 def _modules() -> tuple[Any, Any, Any]:
     """torch, torch.autograd.forward_ad and torch.nn.functional, imported
-    once (an import statement in :func:`_plain` cost a microsecond a call)."""
-    global _MODULES, _CPU
+    once (an import statement in :func:`_plain` cost a microsecond a call),
+    and the functions :func:`_plain` asks, looked up once."""
+    global _MODULES, _CPU, _WATCHERS
     import torch
     import torch.nn.functional as F
     from torch.autograd import forward_ad
 
     _CPU = torch.device("cpu")
+    _WATCHERS = (
+        torch.compiler.is_compiling,
+        torch._C._get_tracing_state,  # (torch.jit.is_tracing())
+        torch._C._len_torch_dispatch_stack,
+        torch._C._functorch.is_functorch_wrapped_tensor,
+        forward_ad,
+        forward_ad.unpack_dual,
+    )
     _MODULES = (torch, forward_ad, F)
     return _MODULES
 
@@ -129,20 +139,22 @@ def _plain(x: Any, *, min_ndim: int = 1) -> bool:
     (``make_fx``, fake tensors), a ``torch.func`` transform or a forward-mode
     dual tensor. Those see what the generic code does (the fast paths branch
     on data, write in place and, for small tensors, leave torch for NumPy).
-    A reduction needs an axis: ``min_ndim`` 1."""
-    if not _float(x) or not x.is_cpu or x.ndim < min_ndim:
+    A reduction needs an axis: ``min_ndim`` 1. (Every small call asks this:
+    it is written for speed, about half a microsecond.)"""
+    if not _THRESHOLD:
+        _tables()
+    if x.dtype not in _THRESHOLD or not x.is_cpu or x.ndim < min_ndim:
         return False
-    torch, forward_ad, _ = _MODULES or _modules()
+    if not _WATCHERS:
+        _modules()
+    compiling, tracing, modes, wrapped, forward_ad, unpack_dual = _WATCHERS
     return not (
-        torch.compiler.is_compiling()
-        or torch._C._get_tracing_state() is not None  # torch.jit.is_tracing()
-        or torch._C._len_torch_dispatch_stack() > 0
-        or torch._C._functorch.is_functorch_wrapped_tensor(x)
+        compiling()
+        or tracing() is not None
+        or modes() > 0
+        or wrapped(x)
         # (a dual tensor exists only within a dual level: none, no lookup)
-        or (
-            getattr(forward_ad, "_current_level", 0) >= 0
-            and forward_ad.unpack_dual(x).tangent is not None
-        )
+        or (getattr(forward_ad, "_current_level", 0) >= 0 and unpack_dual(x).tangent is not None)
         or x.numel() == 0
     )
 
@@ -598,19 +610,23 @@ def sigmoid(x: Any) -> Any:
         return NotImplemented
     torch = (_MODULES or _modules())[0]
     ck = _numpy._ck
-    n = x.numel()
-    f64 = x.dtype == torch.float64
-    aligned = not x.data_ptr() % (8 if f64 else 4)
-    if ck is not None and x.is_contiguous() and not x.is_neg() and aligned:
+    f64 = x.dtype is torch.float64
+    if (
+        ck is not None
+        and x.is_contiguous()
+        and not x.is_neg()
+        and not x.data_ptr() % (8 if f64 else 4)  # (the kernel reads whole floats)
+    ):
         # One pass of the C kernel on the tensor's memory. float64, and
         # float32 up to SMALL elements: the NumPy path's float64 formula
         # (float32 correctly rounded; float64 in 0.8x torch.sigmoid's time).
         # Larger float32: in float32 lanes (within 0.78 ULP over every
         # float32, subnormal results kept), where float64 lanes took twice
         # torch.sigmoid's time; AVX-512 only (else torch.sigmoid).
+        n = x.numel()
         nt, chunk = (1, 1) if n <= SMALL else _parallel.plan(n, 1)
         if nt == 1 or ck.openmp():
-            out = torch.empty_like(x, memory_format=torch.contiguous_format)
+            out = torch.empty_like(x)  # (contiguous, as x is)
             lanes = not f64 and n > SMALL
             if ck.sigmoid_at(x.data_ptr(), out.data_ptr(), n, f64, nt, chunk, lanes):
                 return out
@@ -635,7 +651,12 @@ def log_sigmoid(x: Any) -> Any:
 def softplus(x: Any, *, beta: Any) -> Any:
     if not _float(x) or type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
         return NotImplemented
-    return (_MODULES or _modules())[2].softplus(x, beta=beta, threshold=_THRESHOLD[x.dtype])
+    softplus = (_MODULES or _modules())[2].softplus
+    threshold = _THRESHOLD[x.dtype]
+    if beta == 1 and threshold == 20:
+        # torch's defaults (parsing them costs a third of a 32x10 call)
+        return softplus(x)
+    return softplus(x, beta, threshold)
 
 
 # --------------------------------------------------------------------------
