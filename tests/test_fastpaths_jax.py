@@ -251,11 +251,44 @@ def test_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index, tdtyp
     def f2(a, b):  # (for the generic side: a fresh function, a fresh trace)
         return xact.cross_entropy(a, b, ignore_index=ignore_index, reduction=reduction)
 
-    assert "xact_cross_entropy" in jax.jit(f).trace(x, tj).lower().as_text()
+    hlo = jax.jit(f).trace(x, tj).lower().as_text()
+    assert "xact_cross_entropy" in hlo
+    # A small batch is reduced in the same call, as NumPy's small path does
+    # it (the very bits: NumPy's pairwise sum of the same losses).
+    assert ("xact_cross_entropy_reduce" in hlo) == (reduction != "none")
+    if reduction != "none" and tdtype == "int64":
+        numpy_bits = xact.cross_entropy(h, t, ignore_index=ignore_index, reduction=reduction)
+        np.testing.assert_array_equal(np.asarray(jax.jit(f)(x, tj)), numpy_bits)
     for g, g2 in ((f, f2), (jax.jit(f), jax.jit(f2))):
         fast, generic = g(x, tj), _generic(g2, x, tj)
         truth = _generic(f, h.astype(np.float64), t.astype(np.int64))
         _compare(fast, generic, dtype, truth if reduction == "none" else None)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cross_entropy_large_batches_reduce_in_the_program(dtype, reduction):
+    """Above the small size the kernel writes each loss and the program
+    reduces them (the masks and NaN rules of the generic code): the same
+    values as the generic code, with a row left to it and a target out of
+    range."""
+    h = _random((2400, 7), dtype)  # 16800 elements: above SMALL
+    t = np.random.default_rng(4).integers(0, 7, 2400)
+    t[11] = -1  # ignored
+    x, tj = jnp.asarray(h), jnp.asarray(t)
+
+    def f(a, b):
+        return xact.cross_entropy(a, b, ignore_index=-1, reduction=reduction)
+
+    hlo = jax.jit(f).trace(x, tj).lower().as_text()
+    assert "xact_cross_entropy" in hlo and "xact_cross_entropy_reduce" not in hlo
+    fast, generic = _both(lambda a: f(a, tj), x)
+    _assert_same(fast, generic, ULPS[dtype])
+    h[5, 3] = INF  # a row without a finite maximum: the generic code's
+    fast, generic = _both(lambda a: f(a, tj), jnp.asarray(h))
+    _assert_same(fast, generic, ULPS[dtype])
+    bad_t = tj.at[7].set(9)  # out of range: NaN
+    assert np.isnan(np.asarray(jax.jit(f)(x, bad_t)))
 
 
 def test_cross_entropy_special_cases():

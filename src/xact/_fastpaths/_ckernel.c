@@ -1683,6 +1683,60 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
     return NULL;
 }
 
+/* cross_entropy of small 2-D logits with its reduction (sum 1, mean 2),
+ * as cross_entropy_at computes it (on the calling thread): the scalar into
+ * out, and into flag 0, or 1 where the caller must decide (a row without a
+ * finite maximum, a target out of range and not ignored, no rows), out
+ * then unwritten. For small batches, where each operation of the program
+ * costs about a microsecond: the reduction of the losses and its checks
+ * are then not operations of their own. */
+static xact_ffi_error *ffi_ce_reduce_run(xact_ffi_call_frame *f)
+{
+    xact_ffi_buffer *b[4];
+    int64_t has_ignore, ignore, reduction;
+    if (!ffi_buffers(f, 2, 2, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
+        !ffi_int_attr(f, "ignore", &ignore) || !ffi_int_attr(f, "reduction", &reduction))
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_cross_entropy_reduce: takes two buffers, returns two, and needs "
+                         "the attributes has_ignore, ignore and reduction");
+    const xact_ffi_buffer *x = b[0], *t = b[1], *out = b[2], *flag = b[3];
+    int f64 = x->dtype == XACT_FFI_F64;
+    int t64 = t->dtype == XACT_FFI_S64;
+    if (x->rank != 2 || !(f64 || x->dtype == XACT_FFI_F32) ||
+        !(t64 || t->dtype == XACT_FFI_S32) || out->dtype != x->dtype ||
+        flag->dtype != XACT_FFI_U8 || ffi_count(out, 0) != 1 || ffi_count(flag, 0) != 1 ||
+        ffi_count(t, 0) != x->dims[0] || (reduction != 1 && reduction != 2))
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_cross_entropy_reduce: logits must be 2-D float32 or float64, "
+                         "target int32 or int64 (a value a row), out a scalar of the logits' "
+                         "dtype, flag a uint8 scalar, and reduction 1 or 2");
+    int64_t rows = x->dims[0], n = x->dims[1];
+    unsigned char *fl = (unsigned char *)flag->data;
+    *fl = 1;
+    if (rows == 0 || n == 0)
+        return NULL;
+    int64_t stack[AT_STACK];
+    const int64_t *target = (const int64_t *)t->data;
+    int64_t *wide = NULL;
+    if (!t64) {
+        wide = rows <= AT_STACK ? stack : (int64_t *)malloc((size_t)rows * sizeof(int64_t));
+        if (wide == NULL)
+            return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED,
+                             "xact_cross_entropy_reduce: out of memory");
+        for (int64_t i = 0; i < rows; i++)
+            wide[i] = ((const int32_t *)t->data)[i];
+        target = wide;
+    }
+    int ok = ce_reduce((const char *)x->data, n * (f64 ? 8 : 4), rows, n, f64, target,
+                       has_ignore != 0, ignore, (int)reduction, (char *)out->data);
+    if (wide != stack)
+        free(wide);
+    if (ok < 0)
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy_reduce: out of memory");
+    *fl = ok ? 0 : 1;
+    return NULL;
+}
+
 /* The handlers: run's work (at the execution stage) in the default
  * floating-point environment. */
 static xact_ffi_error *ffi_handle(xact_ffi_call_frame *f,
@@ -1704,6 +1758,11 @@ static xact_ffi_error *ffi_cross_entropy(xact_ffi_call_frame *f)
     return ffi_handle(f, ffi_cross_entropy_run);
 }
 
+static xact_ffi_error *ffi_ce_reduce(xact_ffi_call_frame *f)
+{
+    return ffi_handle(f, ffi_ce_reduce_run);
+}
+
 static PyObject *ck_xla_pool_tasks(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
 {
     return PyLong_FromSsize_t(__atomic_load_n(&pool_tasks_scheduled, __ATOMIC_RELAXED));
@@ -1714,9 +1773,13 @@ static PyObject *ck_xla_handlers(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(
 {
     PyObject *rows = PyCapsule_New((void *)ffi_rows, NULL, NULL);
     PyObject *ce = rows ? PyCapsule_New((void *)ffi_cross_entropy, NULL, NULL) : NULL;
-    PyObject *d = ce ? Py_BuildValue("{sOsO}", "xact_rows", rows, "xact_cross_entropy", ce) : NULL;
+    PyObject *cr = ce ? PyCapsule_New((void *)ffi_ce_reduce, NULL, NULL) : NULL;
+    PyObject *d = cr ? Py_BuildValue("{sOsOsO}", "xact_rows", rows, "xact_cross_entropy", ce,
+                                     "xact_cross_entropy_reduce", cr)
+                     : NULL;
     Py_XDECREF(rows);
     Py_XDECREF(ce);
+    Py_XDECREF(cr);
     return d;
 }
 

@@ -6,7 +6,8 @@ into the two passes of ``jax.nn.logsumexp``, so the generic reductions take
 2-8 times its time on the CPU. Here the reductions (``logsumexp``,
 ``softmax``, ``log_softmax``, ``softmin``) and ``cross_entropy`` with class
 indices call the rows of ``_ckernel.c`` instead, registered with
-``jax.ffi`` as the custom calls ``xact_rows`` and ``xact_cross_entropy``:
+``jax.ffi`` as the custom calls ``xact_rows`` and ``xact_cross_entropy``
+(and, for a small batch with its sum or mean, ``xact_cross_entropy_reduce``):
 the same kernel, the same bits as the NumPy fast path.
 
 * **Where.** ``jax.lax.platform_dependent`` picks the custom call when the
@@ -77,11 +78,13 @@ def _register() -> bool:
             t = jax.device_put(np.asarray([1], np.int32), cpu)
             lse, bad = jax.jit(_ffi_rows, static_argnums=1)(x, 0)
             loss, bad_ce = jax.jit(_ffi_cross_entropy, static_argnums=2)(x, t, None)
-            lse, loss = np.asarray(lse), np.asarray(loss)
-            bad, bad_ce = np.asarray(bad), np.asarray(bad_ce)
+            mean, flag = jax.jit(_ffi_ce_reduce, static_argnums=(2, 3))(x, t, None, "mean")
+            lse, loss, mean = np.asarray(lse), np.asarray(loss), np.asarray(mean)
+            bad, bad_ce, flag = np.asarray(bad), np.asarray(bad_ce), np.asarray(flag)
         want = math.log1p(math.exp(-1.0))
         ok = abs(lse[0] - (1 + want)) < 1e-6 and abs(loss[0] - want) < 1e-6
-        return bool(ok and bad[0] == 0 and bad_ce[0] == 0)
+        ok = ok and abs(mean - want) < 1e-6
+        return bool(ok and bad[0] == 0 and bad_ce[0] == 0 and flag == 0)
     except Exception:  # noqa: BLE001  (any failure: the generic code runs)
         return False
 
@@ -132,29 +135,45 @@ def _ffi_rows(xt: Any, mode: int) -> Any:
     return call(xt, mode=np.int32(mode), threads=nt, chunk=chunk)
 
 
+def _ignore_attrs(ignore_index: int | None) -> tuple[Any, Any]:
+    """The custom calls' ``has_ignore`` and ``ignore`` (beyond int64, no
+    target can equal ``ignore_index``: nothing is ignored)."""
+    if ignore_index is not None and _INT64[0] <= ignore_index < _INT64[1]:
+        return np.int32(1), np.int64(ignore_index)
+    return np.int32(0), np.int64(0)
+
+
 def _ffi_cross_entropy(logits: Any, t: Any, ignore_index: int | None) -> Any:
     """Each sample's loss (in the logits' dtype) and the rows the kernel
     leaves to the caller; ``t`` is int32 or int64."""
     jax = _jax()
     jnp = _jnp()
     lead = logits.shape[:-1]
-    has_ignore, ignore = False, np.int64(0)
-    if ignore_index is not None and _INT64[0] <= ignore_index < _INT64[1]:
-        has_ignore, ignore = True, np.int64(ignore_index)
+    has_ignore, ignore = _ignore_attrs(ignore_index)
     nt, chunk = _plan(math.prod(lead), logits.shape[-1])
     call = jax.ffi.ffi_call(
         "xact_cross_entropy",
         (jax.ShapeDtypeStruct(lead, logits.dtype), jax.ShapeDtypeStruct(lead, jnp.uint8)),
         vmap_method="broadcast_all",
     )
-    return call(
-        logits,
-        t,
-        has_ignore=np.int32(has_ignore),
-        ignore=ignore,
-        threads=nt,
-        chunk=chunk,
+    return call(logits, t, has_ignore=has_ignore, ignore=ignore, threads=nt, chunk=chunk)
+
+
+def _ffi_ce_reduce(logits: Any, t: Any, ignore_index: int | None, reduction: str) -> Any:
+    """The sum or mean of the losses of small (N, C) logits, in one call (as
+    the NumPy and torch paths reduce small batches: NumPy's pairwise sum),
+    and a flag: 1 where the caller must decide (a row without a finite
+    maximum, a target out of range and not ignored)."""
+    jax = _jax()
+    jnp = _jnp()
+    has_ignore, ignore = _ignore_attrs(ignore_index)
+    call = jax.ffi.ffi_call(
+        "xact_cross_entropy_reduce",
+        (jax.ShapeDtypeStruct((), logits.dtype), jax.ShapeDtypeStruct((), jnp.uint8)),
+        vmap_method="sequential",  # (the handler takes one 2-D batch)
     )
+    reduction_code = np.int32(_numpy.C_REDUCTIONS[reduction])
+    return call(logits, t, has_ignore=has_ignore, ignore=ignore, reduction=reduction_code)
 
 
 # --------------------------------------------------------------------------
@@ -290,6 +309,15 @@ def _cpu_ce(logits: Any, t: Any, ignore_index: int | None, reduction: str) -> An
 
     jax = _jax()
     jnp = _jnp()
+    if reduction != "none" and logits.size <= _numpy.SMALL:
+        # Small: the reduction in the same call (each operation of the
+        # program costs about a microsecond at 32x10).
+        total, flag = _ffi_ce_reduce(logits, t, ignore_index, reduction)
+        return jax.lax.cond(
+            flag != 0,
+            lambda: _generic_ce(logits, t, ignore_index, reduction),
+            lambda: total,
+        )
     loss, bad = _ffi_cross_entropy(logits, t, ignore_index)
     _, active, out_of_range = _class_masks(jnp, t, logits.shape[-1], ignore_index, None)
     fast = _finish(jnp, loss, out_of_range, reduction, active.astype(loss.dtype), loss.dtype)
