@@ -1097,14 +1097,17 @@ def test_numpy_threads_give_the_same_bits(dtype, monkeypatch, kernel):
 
 @pytest.mark.parametrize("isa", ["avx512", "portable"])
 @pytest.mark.parametrize("mode", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("shape", [(1040, 1013), (209716, 5)])
+@pytest.mark.parametrize("shape", [(1040, 1013), (16384, 67), (209716, 5)])
 def test_c_kernel_large_outputs_give_the_same_bits(shape, mode, isa):
-    """A call whose float32 output is 4 MiB or more writes it with
-    non-temporal stores (AVX-512), from each row's first 32-byte boundary
-    on: the same rows computed in calls too small for that give the same
-    bits, at every offset of the output (rows of 1013 floats start at each
-    offset mod 32 bytes; rows of 5 are all head), over 1 and 3 threads, and
-    by address (``rows_at``, as large torch tensors take it)."""
+    """A call whose float32 output is 4 MiB or more, in rows of 64 floats or
+    more, writes it with non-temporal stores (AVX-512), from each row's
+    first 32-byte boundary on: the same rows computed in calls too small for
+    that give the same bits, at every offset of the output (rows of 1013 and
+    67 floats start at each offset mod 32 bytes; rows of 5 do not stream),
+    over 1 and 3 threads, and by address (``rows_at``, as large torch
+    tensors take it). An output that is not 4-byte aligned (only the
+    private API can pass one) is written with normal stores (found in
+    review: the non-temporal stores faulted there)."""
     ck = _ck_or_skip()
     prev = _isa_or_skip(isa)
     try:
@@ -1132,6 +1135,10 @@ def test_c_kernel_large_outputs_give_the_same_bits(shape, mode, isa):
                 )
                 assert addr == 1
                 np.testing.assert_array_equal(out, ref)
+        raw = bytearray(rows * n * 4 + 2)
+        odd = memoryview(raw)[2:].cast("B").cast("f", shape)  # 2 bytes past alignment
+        assert ck.rows(x, odd, bad, code, 0, rows) == 1
+        np.testing.assert_array_equal(np.frombuffer(raw, np.float32, offset=2).reshape(shape), ref)
     finally:
         ck.set_isa(prev)
 

@@ -371,8 +371,12 @@ def time_calls(
 ) -> list[float]:
     """Median seconds per call of each of ``fns``, after a warm-up.
 
-    Calls are grouped so that each sample lasts about 2 ms (one call per
-    sample for slow functions). The samples are taken in rounds, one of each
+    Calls are grouped so that a sample of the median function lasts about
+    2 ms (one call per sample where it is slower), with the same number of
+    calls per sample for every function (the functions compared are of
+    similar speed): with asynchronous dispatch (JAX) the wait for the last
+    call weighs less the more calls a sample has, and counts sized per
+    function biased the ratios. The samples are taken in rounds, one of each
     function per round, until ``budget`` seconds per function have passed
     and there are at least ``min_repeats`` rounds: a slow spell of a shared
     machine then weighs on every function alike, and their ratios (what the
@@ -387,8 +391,6 @@ def time_calls(
             sync(fn())
             best = min(best, time.perf_counter() - t0)
         onces.append(max(best, 1e-7))
-    # One count for every function: with asynchronous dispatch (JAX), the
-    # wait for the last call weighs less the more calls a sample has.
     number = max(1, int(2e-3 / statistics.median(onces)))
     numbers = [number] * len(fns)
     samples: list[list[float]] = [[] for _ in fns]

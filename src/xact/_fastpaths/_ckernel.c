@@ -576,17 +576,21 @@ static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
  * writes). The float64 rows write their terms into the output and divide
  * them there, so its lines are in cache already. */
 #define STREAM_BYTES ((Py_ssize_t)4 << 20)
+/* (Rows of fewer than 64 floats do not stream: each row ends with a fence,
+ * and a short row is mostly its unaligned head and tail.) */
 static int streams(Py_ssize_t rows, Py_ssize_t n, int f64, int mode)
 {
-    return !f64 && (mode == SOFTMAX || mode == LOG_SOFTMAX) && rows * n >= STREAM_BYTES / 4;
+    return !f64 && (mode == SOFTMAX || mode == LOG_SOFTMAX) && n >= 64 &&
+           rows * n >= STREAM_BYTES / 4;
 }
 
 /* stream: see streams() */
 static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
                            unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode, int stream)
 {
-    if (use_avx512)
-        return rows_f32_avx512(x, rs, n, out, bad, r0, r1, mode, stream);
+    if (use_avx512) /* (non-temporal stores need whole floats: out 4-byte aligned) */
+        return rows_f32_avx512(x, rs, n, out, bad, r0, r1, mode,
+                               stream && !((uintptr_t)out & 3));
     return rows_f32_portable(x, rs, n, out, bad, r0, r1, mode);
 }
 
@@ -1909,7 +1913,8 @@ static PyMethodDef ck_methods[] = {
      "xla_pool_tasks() -> int: the tasks the XLA handlers have scheduled on XLA's thread "
      "pool so far (for the tests)."},
     {"xla_handlers", ck_xla_handlers, METH_NOARGS,
-     "xla_handlers() -> dict: the XLA FFI handlers (PyCapsules) of rows and cross_entropy, "
+     "xla_handlers() -> dict: the XLA FFI handlers (PyCapsules) of rows, cross_entropy and "
+     "its small-batch reduction, "
      "for jax.ffi.register_ffi_target on the CPU."},
     {"cross_entropy", ck_cross_entropy, METH_VARARGS, ce_doc},
     {"exp", ck_exp, METH_VARARGS, "exp(x, out, careful): the kernel's exp, for the tests."},
