@@ -211,6 +211,46 @@ def test_declines_to_the_generic_code(monkeypatch):
 
 
 # --------------------------------------------------------------------------
+# sigmoid
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_small_sigmoid_is_one_custom_call(dtype):
+    """A small array's sigmoid is the C kernel in one custom call: NumPy's
+    bits where the result is normal, and 0 where it is subnormal, as the
+    generic code gives under XLA (which flushes them), so a program's zeros
+    do not depend on its size; within the generic code's ULPs elsewhere;
+    the generic derivatives; vmap; large arrays, GPUs: the generic code."""
+    big = 745.0 if dtype == "float64" else 104.0
+    h = np.concatenate(
+        [np.linspace(-big, 40.0, 3000), [INF, -INF, NAN, -0.0, 0.0, 1e-310, -30.0, 30.0]]
+    ).astype(dtype)
+    x = jnp.asarray(h)
+    f = jax.jit(lambda a: xact.sigmoid(a))
+    assert "xact_sigmoid" in f.trace(x).lower().as_text()
+    gpu = f.trace(x).lower(lowering_platforms=("cuda",)).as_text()
+    assert "xact_sigmoid" not in gpu
+    fast = np.asarray(f(x))
+    generic = np.asarray(_generic(jax.jit(lambda a: xact.sigmoid(a)), x))
+    numpy_bits = xact.sigmoid(h)
+    tiny = np.finfo(dtype).tiny
+    normal = ~(np.abs(numpy_bits) < tiny)
+    np.testing.assert_array_equal(fast[normal], numpy_bits[normal])
+    np.testing.assert_array_equal(fast[~normal], 0.0)
+    np.testing.assert_array_equal(fast == 0, generic == 0)
+    _assert_same(fast, generic, ULPS[dtype])
+    # derivatives and vmap
+    g = jax.grad(lambda a: jnp.sum(xact.sigmoid(a)))(x[:100])
+    _assert_same(g, _generic(jax.grad(lambda a: jnp.sum(xact.sigmoid(a))), x[:100]), ULPS[dtype])
+    batched = jax.vmap(lambda a: xact.sigmoid(a))(jnp.reshape(x[:3000], (30, 100)))
+    np.testing.assert_array_equal(np.asarray(batched).ravel(), fast[:3000])
+    scalar = jax.jit(lambda a: xact.sigmoid(a))(jnp.asarray(h[-1]))
+    assert scalar.shape == () and float(scalar) == float(numpy_bits[-1])
+    large = jnp.zeros(fnp.SMALL + 1, dtype)
+    assert "xact_sigmoid" not in jax.jit(lambda a: xact.sigmoid(a)).trace(large).lower().as_text()
+
+
+# --------------------------------------------------------------------------
 # cross_entropy
 
 
