@@ -1612,6 +1612,17 @@ static xact_ffi_error *ffi_rows_run(xact_ffi_call_frame *f)
  * dtype, a value a row: -0.0 where ignored, NaN where the target is out of
  * range) and bad (uint8, a byte a row: 1 for the rows left to the caller).
  * Attributes: has_ignore, ignore, threads, chunk. */
+/* int32 targets as int64, in a new buffer (NULL: out of memory); the
+ * kernel reads int64. */
+static int64_t *ffi_widen(const xact_ffi_buffer *t, int64_t rows)
+{
+    int64_t *wide = (int64_t *)malloc((size_t)(rows > 0 ? rows : 1) * sizeof(int64_t));
+    if (wide != NULL)
+        for (int64_t i = 0; i < rows; i++)
+            wide[i] = ((const int32_t *)t->data)[i];
+    return wide;
+}
+
 static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
 {
     xact_ffi_buffer *b[4];
@@ -1641,7 +1652,7 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
     int64_t *wide = NULL;
     double *l64 = f64 ? (double *)loss->data : NULL;
     if (!t64)
-        target = wide = (int64_t *)malloc((size_t)rows * sizeof(int64_t));
+        target = wide = ffi_widen(t, rows);
     if (!f64)
         l64 = (double *)malloc((size_t)rows * sizeof(double));
     if (target == NULL || l64 == NULL || n == 0) {
@@ -1652,9 +1663,6 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
             return memset(bad->data, 1, (size_t)rows), NULL;
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
     }
-    if (!t64)
-        for (int64_t i = 0; i < rows; i++)
-            wide[i] = ((const int32_t *)t->data)[i];
     if (chunk < 1)
         chunk = 1;
     if (!ffi_use_pool(f, threads, rows, chunk)) {
@@ -1719,22 +1727,13 @@ static xact_ffi_error *ffi_ce_reduce_run(xact_ffi_call_frame *f)
     *fl = 1;
     if (rows == 0 || n == 0)
         return NULL;
-    int64_t stack[AT_STACK];
-    const int64_t *target = (const int64_t *)t->data;
-    int64_t *wide = NULL;
-    if (!t64) {
-        wide = rows <= AT_STACK ? stack : (int64_t *)malloc((size_t)rows * sizeof(int64_t));
-        if (wide == NULL)
-            return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED,
-                             "xact_cross_entropy_reduce: out of memory");
-        for (int64_t i = 0; i < rows; i++)
-            wide[i] = ((const int32_t *)t->data)[i];
-        target = wide;
-    }
+    int64_t *wide = t64 ? NULL : ffi_widen(t, rows);
+    if (!t64 && wide == NULL)
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy_reduce: out of memory");
+    const int64_t *target = t64 ? (const int64_t *)t->data : wide;
     int ok = ce_reduce((const char *)x->data, n * (f64 ? 8 : 4), rows, n, f64, target,
                        has_ignore != 0, ignore, (int)reduction, (char *)out->data);
-    if (wide != stack)
-        free(wide);
+    free(wide);
     if (ok < 0)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy_reduce: out of memory");
     *fl = ok ? 0 : 1;
