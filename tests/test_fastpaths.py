@@ -43,6 +43,10 @@ SPECIAL_ROWS = np.array(
         [3e38, -3e38, 1e38, 0.0, 3.4e38, -3.4e38],  # float32 extremes
         # The clip bound m - CUTOFF - |m| 2^-50 overflows: the generic rules
         [-1.7976931348623157e308, -INF, -1.7976931348623157e308, -INF, -INF, -INF],
+        [-1.0, INF, 0.0, 3.0, -INF, 1.0],  # one +inf entry
+        # |max| >= 1.7e308 (the kernel's bound): ties, and entries far below
+        [1.75e308, 1.0, 1.75e308, -1e308, -INF, 0.0],
+        [1.7976931348623157e308, 1.7976931348623155e308, 0.0, -1.7976931348623157e308, 5.0, 1e308],
     ]
 )
 
@@ -495,8 +499,9 @@ def _special_3d(dtype):
     """Special rows along the last axis, in a 3-d array with random rows."""
     with np.errstate(over="ignore"):
         special = SPECIAL_ROWS.astype(dtype)
-    host = np.concatenate([_random((7, 6), dtype, 9), special, _random((8, 6), dtype, 10)])
-    return host.reshape(4, 8, 6)
+    rest = -(7 + special.shape[0]) % 8  # (whole planes of 8 rows)
+    host = np.concatenate([_random((7, 6), dtype, 9), special, _random((rest, 6), dtype, 10)])
+    return host.reshape(-1, 8, 6)
 
 
 TORCH_ROUTES = ["small", "at", "numpy", "c", "torch", "torch-blocks"]
@@ -1931,3 +1936,38 @@ def test_torch_cross_entropy_out_of_range_targets_on_special_rows(route, monkeyp
         )
         _assert_same(fast.numpy(), generic.numpy(), ULPS["float64"])
     assert torch.isnan(xact.cross_entropy(x, t, reduction="none")[[2, 4]]).all()
+
+
+@pytest.mark.parametrize("isa", ["avx512", "portable"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cross_entropy_zero_losses_keep_the_generic_sign(dtype, isa):
+    """Each special row with each target class, on NumPy and torch: the
+    generic code's values, and its -0.0 where a float32 loss rounds to 0
+    (its float32 terms far below the maximum underflow to 0, where the
+    kernel's float64 ones leave a loss of 1e-300 or so). Once with the
+    rows the kernel leaves to the caller, once without them (a batch with
+    one of them goes to the generic code whole)."""
+    _ck_or_skip()
+    torch = pytest.importorskip("torch")
+    with np.errstate(over="ignore"):
+        special = SPECIAL_ROWS.astype(dtype)
+    rows, n = special.shape
+    h = np.repeat(special, n, axis=0)  # each row once with each target
+    h = np.concatenate([h, np.array([[0.0, -200.0, -999.0, -INF, -150.0, -120.0]], dtype)])
+    t = np.append(np.tile(np.arange(n), rows), 0)
+    m = h.max(axis=1).astype(np.float64)
+    kernel = ~np.isnan(h).any(axis=1) & (np.abs(m) < _fastpaths.LARGEST_MAX)
+    prev = _isa_or_skip(isa)
+    try:
+        for x, tx in ((h, t), (h[kernel], t[kernel])):
+            fast, generic = _both(lambda z, tx=tx: xact.cross_entropy(z, tx, reduction="none"), x)
+            _assert_same(fast, generic, ULPS[dtype])
+            tt = torch.tensor(tx)
+            fast, generic = _both(
+                lambda z, tt=tt: xact.cross_entropy(z, tt, reduction="none"), torch.tensor(x)
+            )
+            _assert_same(fast.numpy(), generic.numpy(), ULPS[dtype])
+        if dtype == "float32":  # (float64: e^-120)
+            assert fast[-1] == 0 and torch.signbit(fast[-1])
+    finally:
+        _ck_or_skip().set_isa(prev)

@@ -594,6 +594,16 @@ static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out
     return rows_f32_portable(x, rs, n, out, bad, r0, r1, mode);
 }
 
+/* A float32 sample's loss, in float64: -0.0 where it rounds to 0 in
+ * float32. The generic float32 code's loss is then -(+0.0): its terms
+ * exp(x_j - m) underflow to 0 in float32, where the kernel's (float64, or
+ * exp(-700) for each entry far below the maximum in the AVX-512 sum) leave
+ * a positive loss of 1e-300 or so. */
+INLINE double f32_loss(double loss)
+{
+    return (float)loss == 0.0f ? -0.0 : loss;
+}
+
 /* cross_entropy with class indices: the loss of each row r0..r1-1 into
  * loss (float64), -0.0 where target == ignore (has_ignore). Counts, into
  * counts[0..2]: rows left to the caller (no finite maximum; loss not
@@ -637,7 +647,7 @@ INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const in
             double e = (xt - (d - b)) - (m + b);
             lp = lp + e;
         }
-        loss[i] = -lp;
+        loss[i] = f64 ? -lp : f32_loss(-lp);
         counts[2]++;
     }
 }
@@ -685,7 +695,7 @@ static void ce_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, const int6
          * likely next read, and a fetch of a row not read costs little) */
         const float *next = i + 1 < r1 ? (const float *)(x + (i + 1) * rs) : NULL;
         double lg = log1p(xact_f32_sum(xr, n, m, next));
-        loss[i] = -(((double)xr[ti] - m) - lg); /* x_t - m: exact */
+        loss[i] = f32_loss(-(((double)xr[ti] - m) - lg)); /* x_t - m: exact */
         counts[2]++;
     }
 }
