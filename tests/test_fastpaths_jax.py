@@ -18,6 +18,7 @@ import pytest
 
 import xact
 from test_fastpaths import (
+    SPECIAL_ROWS,
     ULPS,
     _assert_at_least_as_close,
     _assert_same,
@@ -98,8 +99,9 @@ def _truth(name, h, axis):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
 def test_under_jit_with_special_rows(name, dtype):
-    """Special rows (the kernel leaves them to the generic code through a
-    lax.cond) and ordinary ones, in one jitted call, along either axis."""
+    """Special rows (the custom call computes them by the generic code's
+    rules: special_row in _ckernel.c) and ordinary ones, in one jitted
+    call, along either axis."""
     host = _inputs(dtype)["many_rows"]
     for axis, h in ((-1, host), (0, np.ascontiguousarray(host.T))):
         f = _fn(name, axis)
@@ -310,8 +312,8 @@ def test_cross_entropy_fast_equals_generic(dtype, reduction, ignore_index, tdtyp
 def test_cross_entropy_large_batches_reduce_in_the_program(dtype, reduction):
     """Above the small size the kernel writes each loss and the program
     reduces them (the masks and NaN rules of the generic code): the same
-    values as the generic code, with a row left to it and a target out of
-    range."""
+    values as the generic code, with a row without a finite maximum and a
+    target out of range."""
     h = _random((2400, 7), dtype)  # 16800 elements: above SMALL
     t = np.random.default_rng(4).integers(0, 7, 2400)
     t[11] = -1  # ignored
@@ -324,7 +326,7 @@ def test_cross_entropy_large_batches_reduce_in_the_program(dtype, reduction):
     assert "xact_cross_entropy" in hlo and "xact_cross_entropy_reduce" not in hlo
     fast, generic = _both(lambda a: f(a, tj), x)
     _assert_same(fast, generic, ULPS[dtype])
-    h[5, 3] = INF  # a row without a finite maximum: the generic code's
+    h[5, 3] = INF  # a row without a finite maximum: the generic code's rules
     fast, generic = _both(lambda a: f(a, tj), jnp.asarray(h))
     _assert_same(fast, generic, ULPS[dtype])
     bad_t = tj.at[7].set(9)  # out of range: NaN
@@ -468,3 +470,33 @@ def test_subnormal_results_under_jit(dtype):
     # and XLA's own operations after the call still flush, as before
     out = jax.jit(lambda a, c: xact.softmax(a) * c)(jnp.asarray(h), jnp.asarray(1.0, dtype))
     assert np.asarray(out)[at] == 0.0
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cross_entropy_special_rows_in_the_custom_calls(dtype, reduction):
+    """Every special row with every target class, in the small call (the
+    reduction in the custom call) and in a large one (above SMALL): the
+    kernel's special_row gives the generic code's values (a row without a
+    finite maximum, and |max| >= 1.7e308), zeros' signs included."""
+    with np.errstate(over="ignore"):
+        special = SPECIAL_ROWS.astype(dtype)
+    rows, n = special.shape
+    h = np.repeat(special, n, axis=0)  # each row once with each target
+    t = np.tile(np.arange(n), rows)
+    big = np.concatenate([h, _random((fnp.SMALL // n + 1, n), dtype)])
+    tb = np.concatenate([t, np.zeros(big.shape[0] - t.shape[0], np.int64)])
+    for x, tx in ((h, t), (big, tb)):
+        tj = jnp.asarray(tx)
+        fast, generic = _both(
+            lambda z, tj=tj: xact.cross_entropy(z, tj, reduction=reduction), jnp.asarray(x)
+        )
+        _assert_same(fast, generic, ULPS[dtype])
+    if reduction == "none":  # (the sums are NaN: a NaN row)
+        return
+    finite = ~np.isnan(special).any(axis=1)  # without the NaN rows
+    h, t = h[np.repeat(finite, n)], t[np.repeat(finite, n)]
+    fast, generic = _both(
+        lambda z: xact.cross_entropy(z, jnp.asarray(t), reduction=reduction), jnp.asarray(h)
+    )
+    _assert_same(fast, generic, ULPS[dtype])

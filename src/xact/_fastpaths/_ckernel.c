@@ -39,6 +39,7 @@
 #include "_xla_ffi.h"
 
 #include <fenv.h>
+#include <float.h>
 #include <math.h>
 #include <sched.h>
 #include <stdint.h>
@@ -592,6 +593,128 @@ static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out
         return rows_f32_avx512(x, rs, n, out, bad, r0, r1, mode,
                                stream && !((uintptr_t)out & 3));
     return rows_f32_portable(x, rs, n, out, bad, r0, r1, mode);
+}
+
+/* A row the kernels leave to the caller (scan() is 0: a NaN, an infinite
+ * maximum, or |max| >= LARGEST), by the generic code's rules
+ * (xact/_logsumexp.py), for the callers that cannot run the generic code
+ * on it cheaply (the XLA custom calls):
+ *
+ *   a NaN anywhere        every result NaN
+ *   k entries +inf        logsumexp +inf; softmax 1/k there, 0 elsewhere;
+ *                         log_softmax -log1p(k - 1) there, -inf elsewhere
+ *   every entry -inf      logsumexp -inf, softmax 0, log_softmax -inf
+ *   |max| >= LARGEST      (float64, finite) the generic arithmetic of
+ *                         xact._kernel, one entry at a time, without the
+ *                         vectorised kernel's clip bound (which overflows)
+ *
+ * Each value is computed as the generic code computes it, in float64 (for
+ * float32 rows: 1/k and log1p(k - 1), rounded once to float32). Returns
+ * the row's log-sum-exp; writes the row's softmax or log_softmax into o (n
+ * values of the row's format) unless o is NULL; for cross_entropy, *lp_t
+ * (unless lp_t is NULL) is the log-probability at entry t, + 0.0 (the
+ * generic code sums it with zeros). */
+static double special_row(const void *x, Py_ssize_t n, int mode, const int f64, void *o,
+                          Py_ssize_t t, double *lp_t)
+{
+    double m = -INFINITY;
+    int nan = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = ld(x, j, f64);
+        nan |= v != v;
+        m = v > m ? v : m;
+    }
+    double lse, lo = m - CUTOFF, lg = 0.0, k = 0.0, rest = 0.0, comp = 0.0;
+    if (nan) {
+        lse = NAN;
+    } else if (isinf(m)) {
+        for (Py_ssize_t j = 0; j < n; j++)
+            k += ld(x, j, f64) == m;
+        lse = m;
+        lg = log1p(k - 1.0);
+    } else {
+        for (Py_ssize_t j = 0; j < n; j++) {
+            double v = ld(x, j, f64);
+            if (v == m) {
+                k += 1.0;
+            } else if (v >= lo) { /* TwoSum: v - m == s + e; Neumaier's sum */
+                double s = v - m, bb = s - v;
+                double e = (v - (s - bb)) - (m + bb);
+                double term = exp(s) * (1.0 + e), sum = rest + term;
+                comp += fabs(rest) >= fabs(term) ? (rest - sum) + term : (term - sum) + rest;
+                rest = sum;
+            }
+        }
+        rest += comp;
+        lg = log1p((k - 1.0) + rest);
+        lse = m + lg;
+    }
+    for (Py_ssize_t j = 0; j < n && (o != NULL || (lp_t != NULL && j <= t)); j++) {
+        double v = ld(x, j, f64), r, lp;
+        if (nan) {
+            r = lp = NAN;
+        } else if (isinf(m)) { /* the +inf entries share the mass; -inf: none */
+            r = m > 0 && v == m ? 1.0 / k : 0.0;
+            lp = m > 0 && v == m ? -lg : -INFINITY;
+        } else if (v >= lo) { /* (the maximum entries too: s = e = 0) */
+            double s = v - m, bb = s - v;
+            double e = (v - (s - bb)) - (m + bb);
+            r = (exp(s) * (1.0 + e)) / (k + rest);
+            lp = (s - lg) + e;
+        } else { /* below the cut-off: x - m - lg, -inf where x - m overflows */
+            r = 0.0;
+            lp = isinf(v) || 0.5 * v - 0.5 * m < -0.5 * DBL_MAX ? -INFINITY : (v - m) - lg;
+        }
+        if (lp_t != NULL && j == t)
+            *lp_t = lp + 0.0;
+        if (o == NULL)
+            continue;
+        double value = mode == SOFTMAX ? r : lp;
+        if (f64)
+            ((double *)o)[j] = value;
+        else
+            ((float *)o)[j] = (float)value;
+    }
+    return lse;
+}
+
+/* The rows flagged in bad (bad[i] = 1: left to the caller) by
+ * special_row's rules, into out (as rows_impl writes it); clears their
+ * flags. */
+static void special_rows(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
+                         unsigned char *bad, Py_ssize_t rows, int mode, const int f64)
+{
+    const Py_ssize_t isz = f64 ? 8 : 4;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        if (!bad[i])
+            continue;
+        bad[i] = 0;
+        if (mode == LSE) {
+            double lse = special_row(x + i * rs, n, mode, f64, NULL, 0, NULL);
+            if (f64)
+                ((double *)out)[i] = lse;
+            else
+                ((float *)out)[i] = (float)lse;
+        } else {
+            special_row(x + i * rs, n, mode, f64, out + i * n * isz, 0, NULL);
+        }
+    }
+}
+
+/* The losses of the rows flagged in bad, by special_row's rules (their
+ * targets are in range and not ignored: ce_impl flags no other row); clears
+ * their flags. */
+static void special_ce(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *target,
+                       double *loss, unsigned char *bad, Py_ssize_t rows, const int f64)
+{
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        if (!bad[i])
+            continue;
+        bad[i] = 0;
+        double lp = NAN;
+        special_row(x + i * rs, n, LOG_SOFTMAX, f64, NULL, (Py_ssize_t)target[i], &lp);
+        loss[i] = -lp;
+    }
 }
 
 /* A float32 sample's loss, in float64: -0.0 where it rounds to 0 in
@@ -1220,20 +1343,41 @@ PyDoc_STRVAR(ce_at_doc,
 "decide: a row without a finite maximum, or a target out of range and not\n"
 "ignored.");
 
-/* cross_entropy_at's work: 1 done, 0 left to the caller, -1 no memory */
+/* cross_entropy_at's work: 1 done, 0 left to the caller, -1 no memory.
+ * With fix, nothing is left to the caller: the rows without a finite
+ * maximum take special_row's rules, and a target out of range and not
+ * ignored makes the sum or mean NaN (as the generic code's NaN loss, and
+ * NaN in the mean's denominator). */
 static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n, int f64,
-                     const int64_t *t, int has_ignore, int64_t ignore, int reduction, char *out)
+                     const int64_t *t, int has_ignore, int64_t ignore, int reduction, char *out,
+                     int fix)
 {
     double stack[AT_STACK];
+    unsigned char bstack[AT_STACK];
     double *loss = rows <= AT_STACK ? stack : (double *)malloc((size_t)rows * sizeof(double));
-    if (loss == NULL)
+    unsigned char *bad = !fix ? NULL
+                         : rows <= AT_STACK ? bstack
+                                            : (unsigned char *)calloc((size_t)rows, 1);
+    if (loss == NULL || (fix && bad == NULL)) {
+        if (loss != stack)
+            free(loss);
+        if (bad != bstack)
+            free(bad);
         return -1;
+    }
+    if (bad == bstack)
+        memset(bad, 0, (size_t)rows);
     Py_ssize_t counts[3] = {0, 0, 0};
     if (f64)
-        ce_f64(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, NULL);
+        ce_f64(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, bad);
     else
-        ce_f32(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, NULL);
-    int ok = counts[0] == 0 && counts[1] == 0;
+        ce_f32(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, bad);
+    if (fix && counts[0]) { /* (they count: in range, not ignored) */
+        special_ce(x, rs, n, t, loss, bad, rows, f64);
+        counts[2] += counts[0];
+        counts[0] = 0;
+    }
+    int ok = counts[0] == 0 && (counts[1] == 0 || fix);
     if (ok) {
         if (reduction == 0) {
             for (Py_ssize_t i = 0; i < rows; i++) {
@@ -1247,7 +1391,7 @@ static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n
              * of -0.0 losses, all ignored, is +0.0 as on the other paths) */
             double total = 0.0 + pairwise_sum(loss, rows);
             if (reduction == 2)
-                total = counts[2] ? total / (double)counts[2] : 0.0;
+                total = counts[1] ? NAN : counts[2] ? total / (double)counts[2] : 0.0;
             if (f64)
                 *(double *)out = total;
             else
@@ -1256,6 +1400,8 @@ static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n
     }
     if (loss != stack)
         free(loss);
+    if (bad != bstack)
+        free(bad);
     return ok;
 }
 
@@ -1278,7 +1424,7 @@ static PyObject *ck_cross_entropy_at(PyObject *Py_UNUSED(self), PyObject *args)
         return NULL;
     int ok = ce_reduce((const char *)(uintptr_t)xa, rs, rows, n, f64,
                        (const int64_t *)(uintptr_t)ta, has_ignore, ignore, reduction,
-                       (char *)(uintptr_t)oa);
+                       (char *)(uintptr_t)oa, 0);
     if (ok < 0)
         return PyErr_NoMemory();
     return PyBool_FromLong(ok);
@@ -1326,7 +1472,7 @@ static PyObject *ck_cross_entropy_reduce(PyObject *Py_UNUSED(self), PyObject *ar
     } else {
         int ok = ce_reduce((const char *)xb.buf, xb.strides[0], rows, n, f64,
                            (const int64_t *)tb.buf, has_ignore, ignore, reduction,
-                           (char *)ob.buf);
+                           (char *)ob.buf, 0);
         result = ok < 0 ? PyErr_NoMemory() : PyBool_FromLong(ok);
     }
     PyBuffer_Release(&xb);
@@ -1569,59 +1715,74 @@ static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
     return rc;
 }
 
-/* rows: x (float32/float64, the rows along its last axis) -> out (x's
- * dtype: a value a row for mode 0, else x's shape) and bad (uint8, a byte
- * a row: 1 for the rows left to the caller). Attributes: mode (0
- * logsumexp, 1 softmax, 2 log_softmax), threads, chunk. */
+/* A byte a row for the kernels' flags, zeroed: on the stack for up to
+ * AT_STACK rows, else from malloc (NULL: out of memory). */
+static unsigned char *ffi_flags(unsigned char *stack, int64_t rows)
+{
+    if (rows <= AT_STACK)
+        return memset(stack, 0, (size_t)(rows > 0 ? rows : 1));
+    return (unsigned char *)calloc((size_t)rows, 1);
+}
+
+/* rows: x (float32/float64, the rows along its last axis, of at least one
+ * entry) -> out (x's dtype: a value a row for mode 0, else x's shape).
+ * Attributes: mode (0 logsumexp, 1 softmax, 2 log_softmax), threads, chunk.
+ * The rows the kernel leaves to the caller take special_row's rules
+ * (the generic code's, for rows without a finite maximum), so that the
+ * program needs no branch of its own for them: a jax.lax.cond around the
+ * generic code cost 3.5 to 4 us a call at 32x10, twice the kernel's time. */
 static xact_ffi_error *ffi_rows_run(xact_ffi_call_frame *f)
 {
-    xact_ffi_buffer *b[3];
+    xact_ffi_buffer *b[2];
     int64_t mode, threads, chunk;
-    if (!ffi_buffers(f, 1, 2, b) || !ffi_int_attr(f, "mode", &mode) ||
+    if (!ffi_buffers(f, 1, 1, b) || !ffi_int_attr(f, "mode", &mode) ||
         !ffi_int_attr(f, "threads", &threads) || !ffi_int_attr(f, "chunk", &chunk))
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
-                         "xact_rows: takes one buffer, returns two, and needs the attributes "
+                         "xact_rows: takes one buffer, returns one, and needs the attributes "
                          "mode, threads and chunk");
-    const xact_ffi_buffer *x = b[0], *out = b[1], *bad = b[2];
+    const xact_ffi_buffer *x = b[0], *out = b[1];
     int f64 = x->dtype == XACT_FFI_F64;
     if (x->rank < 1 || !(f64 || x->dtype == XACT_FFI_F32) || out->dtype != x->dtype ||
-        bad->dtype != XACT_FFI_U8 || mode < LSE || mode > LOG_SOFTMAX)
+        mode < LSE || mode > LOG_SOFTMAX)
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
                          "xact_rows: x must be float32 or float64 with at least one axis, out "
-                         "of its dtype, bad uint8, and mode 0, 1 or 2");
+                         "of its dtype, and mode 0, 1 or 2");
     int64_t rows = ffi_count(x, 1), n = x->dims[x->rank - 1];
-    if (ffi_count(out, 0) != rows * (mode == LSE ? 1 : n) || ffi_count(bad, 0) != rows)
-        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT, "xact_rows: out or bad has a wrong size");
+    if (ffi_count(out, 0) != rows * (mode == LSE ? 1 : n) || (n == 0 && rows > 0))
+        return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
+                         "xact_rows: out has a wrong size, or the rows are empty");
     if (rows == 0)
         return NULL;
-    if (n == 0) /* (the caller declines empty rows; here they are all bad) */
-        return memset(bad->data, 1, (size_t)rows), NULL;
-    memset(bad->data, 0, (size_t)rows);
+    unsigned char stack[AT_STACK];
+    unsigned char *bad = ffi_flags(stack, rows);
+    if (bad == NULL)
+        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
+    const char *xd = (const char *)x->data;
+    Py_ssize_t rs = n * (f64 ? 8 : 4), nbad;
     if (chunk < 1)
         chunk = 1;
     if (!ffi_use_pool(f, threads, rows, chunk)) {
-        if (rows_threads((const char *)x->data, n * (f64 ? 8 : 4), n, (char *)out->data,
-                         (unsigned char *)bad->data, 0, rows, (int)mode, f64, (int)threads,
-                         chunk) < 0)
-            return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
-        return NULL;
+        nbad = rows_threads(xd, rs, n, (char *)out->data, bad, 0, rows, (int)mode, f64,
+                            (int)threads, chunk);
+    } else {
+        pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
+        nbad = -1;
+        if (j != NULL) {
+            j->rows = rows, j->chunk = chunk, j->f64 = f64, j->mode = (int)mode;
+            j->x = xd, j->rs = rs, j->n = n;
+            j->out = (char *)out->data, j->bad = bad;
+            nbad = pool_job_run(f, j, (int)threads) < 0 ? -1 : 1;
+        }
     }
-    pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
-    if (j == NULL)
-        return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
-    j->rows = rows, j->chunk = chunk < 1 ? 1 : chunk, j->f64 = f64, j->mode = (int)mode;
-    j->x = (const char *)x->data, j->rs = n * (f64 ? 8 : 4), j->n = n;
-    j->out = (char *)out->data, j->bad = (unsigned char *)bad->data;
-    if (pool_job_run(f, j, (int)threads) < 0)
+    if (nbad > 0)
+        special_rows(xd, rs, n, (char *)out->data, bad, rows, (int)mode, f64);
+    if (bad != stack)
+        free(bad);
+    if (nbad < 0)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
     return NULL;
 }
 
-/* cross_entropy: logits (float32/float64, (..., C): the rows along the last
- * axis) and target (int32/int64, a class index a row) -> loss (the logits'
- * dtype, a value a row: -0.0 where ignored, NaN where the target is out of
- * range) and bad (uint8, a byte a row: 1 for the rows left to the caller).
- * Attributes: has_ignore, ignore, threads, chunk. */
 /* int32 targets as int64, in a new buffer (NULL: out of memory); the
  * kernel reads int64. */
 static int64_t *ffi_widen(const xact_ffi_buffer *t, int64_t rows)
@@ -1633,31 +1794,38 @@ static int64_t *ffi_widen(const xact_ffi_buffer *t, int64_t rows)
     return wide;
 }
 
+/* cross_entropy: logits (float32/float64, (..., C): the rows along the last
+ * axis, of at least one entry) and target (int32/int64, a class index a
+ * row) -> loss (the logits' dtype, a value a row: -0.0 where ignored, NaN
+ * where the target is out of range; the rows without a finite maximum by
+ * special_row's rules). Attributes: has_ignore, ignore, threads, chunk. */
 static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
 {
-    xact_ffi_buffer *b[4];
+    xact_ffi_buffer *b[3];
     int64_t has_ignore, ignore, threads, chunk;
-    if (!ffi_buffers(f, 2, 2, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
+    if (!ffi_buffers(f, 2, 1, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
         !ffi_int_attr(f, "ignore", &ignore) || !ffi_int_attr(f, "threads", &threads) ||
         !ffi_int_attr(f, "chunk", &chunk))
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
-                         "xact_cross_entropy: takes two buffers, returns two, and needs the "
+                         "xact_cross_entropy: takes two buffers, returns one, and needs the "
                          "attributes has_ignore, ignore, threads and chunk");
-    const xact_ffi_buffer *x = b[0], *t = b[1], *loss = b[2], *bad = b[3];
+    const xact_ffi_buffer *x = b[0], *t = b[1], *loss = b[2];
     int f64 = x->dtype == XACT_FFI_F64;
     int t64 = t->dtype == XACT_FFI_S64;
     if (x->rank < 1 || !(f64 || x->dtype == XACT_FFI_F32) || !(t64 || t->dtype == XACT_FFI_S32) ||
-        loss->dtype != x->dtype || bad->dtype != XACT_FFI_U8)
+        loss->dtype != x->dtype)
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
                          "xact_cross_entropy: logits must be float32 or float64, target int32 "
-                         "or int64, loss of the logits' dtype, and bad uint8");
+                         "or int64, and loss of the logits' dtype");
     int64_t rows = ffi_count(x, 1), n = x->dims[x->rank - 1];
-    if (ffi_count(t, 0) != rows || ffi_count(loss, 0) != rows || ffi_count(bad, 0) != rows)
+    if (ffi_count(t, 0) != rows || ffi_count(loss, 0) != rows || (n == 0 && rows > 0))
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
-                         "xact_cross_entropy: target, loss and bad need a value a row of logits");
+                         "xact_cross_entropy: target and loss need a value a row of logits, "
+                         "and the rows an entry at least");
     if (rows == 0)
         return NULL;
-    memset(bad->data, 0, (size_t)rows);
+    unsigned char stack[AT_STACK];
+    unsigned char *bad = ffi_flags(stack, rows);
     const int64_t *target = (const int64_t *)t->data;
     int64_t *wide = NULL;
     double *l64 = f64 ? (double *)loss->data : NULL;
@@ -1665,88 +1833,84 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
         target = wide = ffi_widen(t, rows);
     if (!f64)
         l64 = (double *)malloc((size_t)rows * sizeof(double));
-    if (target == NULL || l64 == NULL || n == 0) {
+    pool_job *j = NULL;
+    int pool = ffi_use_pool(f, threads, rows, chunk < 1 ? 1 : chunk);
+    if (pool)
+        j = (pool_job *)calloc(1, sizeof(pool_job));
+    if (bad == NULL || target == NULL || l64 == NULL || (pool && j == NULL)) {
+        if (bad != stack)
+            free(bad);
         free(wide);
         if (!f64)
             free(l64);
-        if (n == 0) /* (the caller declines empty rows; here they are all bad) */
-            return memset(bad->data, 1, (size_t)rows), NULL;
+        free(j);
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
     }
     if (chunk < 1)
         chunk = 1;
-    if (!ffi_use_pool(f, threads, rows, chunk)) {
+    const char *xd = (const char *)x->data;
+    Py_ssize_t rs = n * (f64 ? 8 : 4);
+    if (!pool) {
         Py_ssize_t counts[3] = {0, 0, 0};
-        ce_threads((const char *)x->data, n * (f64 ? 8 : 4), n, target, l64, 0, rows,
-                   has_ignore != 0, ignore, counts, (unsigned char *)bad->data, f64,
+        ce_threads(xd, rs, n, target, l64, 0, rows, has_ignore != 0, ignore, counts, bad, f64,
                    (int)threads, chunk);
     } else {
-        pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
-        if (j == NULL) {
-            free(wide);
-            if (!f64)
-                free(l64);
-            return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy: out of memory");
-        }
-        j->ce = 1, j->rows = rows, j->chunk = chunk < 1 ? 1 : chunk, j->f64 = f64;
-        j->x = (const char *)x->data, j->rs = n * (f64 ? 8 : 4), j->n = n;
-        j->out = (char *)l64, j->bad = (unsigned char *)bad->data, j->target = target;
+        j->ce = 1, j->rows = rows, j->chunk = chunk, j->f64 = f64;
+        j->x = xd, j->rs = rs, j->n = n;
+        j->out = (char *)l64, j->bad = bad, j->target = target;
         j->has_ignore = has_ignore != 0, j->ignore = ignore;
         pool_job_run(f, j, (int)threads); /* (no allocation in a cross_entropy chunk) */
     }
+    special_ce(xd, rs, n, target, l64, bad, rows, f64);
     if (!f64) {
         float *lo = (float *)loss->data;
-        const unsigned char *bd = (const unsigned char *)bad->data;
         for (int64_t i = 0; i < rows; i++)
-            lo[i] = bd[i] ? 0.0f : (float)l64[i];
+            lo[i] = (float)l64[i];
         free(l64);
     }
+    if (bad != stack)
+        free(bad);
     free(wide);
     return NULL;
 }
 
-/* cross_entropy of small 2-D logits with its reduction (sum 1, mean 2),
- * as cross_entropy_at computes it (on the calling thread): the scalar into
- * out, and into flag 0, or 1 where the caller must decide (a row without a
- * finite maximum, a target out of range and not ignored, no rows), out
- * then unwritten. For small batches, where each operation of the program
- * costs about a microsecond: the reduction of the losses and its checks
- * are then not operations of their own. */
+/* cross_entropy of small 2-D logits (rows of at least one entry) with its
+ * reduction (sum 1, mean 2), as cross_entropy_at computes it (on the
+ * calling thread), into the scalar out; the rows without a finite maximum
+ * by special_row's rules, and NaN where a target is out of range and not
+ * ignored. For small batches, where each operation of the program costs
+ * about a microsecond: the reduction of the losses and its checks are then
+ * not operations of their own. */
 static xact_ffi_error *ffi_ce_reduce_run(xact_ffi_call_frame *f)
 {
-    xact_ffi_buffer *b[4];
+    xact_ffi_buffer *b[3];
     int64_t has_ignore, ignore, reduction;
-    if (!ffi_buffers(f, 2, 2, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
+    if (!ffi_buffers(f, 2, 1, b) || !ffi_int_attr(f, "has_ignore", &has_ignore) ||
         !ffi_int_attr(f, "ignore", &ignore) || !ffi_int_attr(f, "reduction", &reduction))
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
-                         "xact_cross_entropy_reduce: takes two buffers, returns two, and needs "
+                         "xact_cross_entropy_reduce: takes two buffers, returns one, and needs "
                          "the attributes has_ignore, ignore and reduction");
-    const xact_ffi_buffer *x = b[0], *t = b[1], *out = b[2], *flag = b[3];
+    const xact_ffi_buffer *x = b[0], *t = b[1], *out = b[2];
     int f64 = x->dtype == XACT_FFI_F64;
     int t64 = t->dtype == XACT_FFI_S64;
     if (x->rank != 2 || !(f64 || x->dtype == XACT_FFI_F32) ||
         !(t64 || t->dtype == XACT_FFI_S32) || out->dtype != x->dtype ||
-        flag->dtype != XACT_FFI_U8 || ffi_count(out, 0) != 1 || ffi_count(flag, 0) != 1 ||
-        ffi_count(t, 0) != x->dims[0] || (reduction != 1 && reduction != 2))
+        ffi_count(out, 0) != 1 || ffi_count(t, 0) != x->dims[0] ||
+        (reduction != 1 && reduction != 2) || x->dims[0] < 1 || x->dims[1] < 1)
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
                          "xact_cross_entropy_reduce: logits must be 2-D float32 or float64, "
-                         "target int32 or int64 (a value a row), out a scalar of the logits' "
-                         "dtype, flag a uint8 scalar, and reduction 1 or 2");
+                         "not empty, target int32 or int64 (a value a row), out a scalar of "
+                         "the logits' dtype, and reduction 1 or 2");
     int64_t rows = x->dims[0], n = x->dims[1];
-    unsigned char *fl = (unsigned char *)flag->data;
-    *fl = 1;
-    if (rows == 0 || n == 0)
-        return NULL;
     int64_t *wide = t64 ? NULL : ffi_widen(t, rows);
     if (!t64 && wide == NULL)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy_reduce: out of memory");
     const int64_t *target = t64 ? (const int64_t *)t->data : wide;
     int ok = ce_reduce((const char *)x->data, n * (f64 ? 8 : 4), rows, n, f64, target,
-                       has_ignore != 0, ignore, (int)reduction, (char *)out->data);
+                       has_ignore != 0, ignore, (int)reduction, (char *)out->data, 1);
     free(wide);
     if (ok < 0)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_cross_entropy_reduce: out of memory");
-    *fl = ok ? 0 : 1;
     return NULL;
 }
 
