@@ -47,8 +47,8 @@ _DISABLED_DEPTH = 0
 _ENV = "XACT_DISABLE_FASTPATHS"
 
 
-def _env_reader() -> tuple[Any, Any, frozenset[Any]]:
-    """``(environ, get, on)``: ``get()`` reads the variable from ``environ``,
+def _env_reader() -> tuple[Any, Any, Any, frozenset[Any]]:
+    """``(environ, data, key, on)``: ``data.get(key)`` reads the variable,
     and fast paths are on where it returns one of ``on``. On CPython that is
     one lookup in ``os.environ``'s own dict, with the key encoded once:
     ``os.environ.get`` encodes the key at every call, a microsecond, as much
@@ -58,9 +58,9 @@ def _env_reader() -> tuple[Any, Any, frozenset[Any]]:
     data, encode = getattr(env, "_data", None), getattr(env, "encodekey", None)
     encode_value = getattr(env, "encodevalue", None)
     if isinstance(data, dict) and callable(encode) and callable(encode_value):
-        key = encode(_ENV)
-        return env, lambda: data.get(key), frozenset((None, encode_value(""), encode_value("0")))
-    return env, lambda: env.get(_ENV), frozenset((None, "", "0"))
+        on = frozenset((None, encode_value(""), encode_value("0")))
+        return env, data, encode(_ENV), on
+    return env, env, _ENV, frozenset((None, "", "0"))
 
 
 _READ_ENV = _env_reader()
@@ -71,10 +71,10 @@ def enabled() -> bool:
     global _READ_ENV
     if _DISABLED_DEPTH:
         return False
-    env, get, on = _READ_ENV
+    env, data, key, on = _READ_ENV
     if env is not os.environ:  # (replaced, as a test may do)
-        env, get, on = _READ_ENV = _env_reader()
-    return get() in on
+        env, data, key, on = _READ_ENV = _env_reader()
+    return data.get(key) in on
 
 
 @contextlib.contextmanager
@@ -130,9 +130,9 @@ def dispatch(func: str, x: Any, xp: ModuleType | None, **kwargs: Any) -> Any:
     call, so that a test may replace it.)"""
     if xp is not None or _DISABLED_DEPTH:
         return NotImplemented
-    env, get, on = _READ_ENV
+    env, data, key, on = _READ_ENV
     # (enabled() again where the quick look says off, or os.environ changed)
-    if (get() not in on or env is not os.environ) and not enabled():
+    if (data.get(key) not in on or env is not os.environ) and not enabled():
         return NotImplemented
     tp = type(x)
     mod = _BY_TYPE[tp] if tp in _BY_TYPE else _backend_for(tp)

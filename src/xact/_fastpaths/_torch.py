@@ -279,10 +279,14 @@ def _at(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
         if n > _numpy.MAX_ROW or not ck.openmp():
             return NotImplemented
         threads, chunk = _parallel.plan(rows, n)
+    # (x is a CPU tensor: new_empty and empty_like make theirs there, with x's
+    # dtype; empty_like keeps x's strides, contiguous here. Each is 0.2 to
+    # 0.3 µs quicker than torch.empty with a dtype and device, or
+    # empty_like with a memory format: a 32x10 call is 5 µs.)
     if func == "logsumexp":
-        out = torch.empty(lse_shape, dtype=x.dtype, device=_CPU)
+        out = x.new_empty(lse_shape)
     else:
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        out = torch.empty_like(x)
     mode = _numpy.C_MODES[func]
     if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), mode, f64, threads, chunk):
         return NotImplemented
@@ -718,7 +722,7 @@ def _small_ce(logits: Any, target: Any, ignore_index: Any, reduction: str) -> An
     ):
         return NotImplemented
     red = _numpy.C_REDUCTIONS[reduction]
-    out = torch.empty(target.shape if red == 0 else (), dtype=logits.dtype, device=_CPU)
+    out = logits.new_empty(target.shape if red == 0 else ())  # (on the CPU, as logits)
     rows, n = logits.shape
     f64 = logits.dtype == torch.float64
     if not ck.cross_entropy_at(
