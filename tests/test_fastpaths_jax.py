@@ -500,3 +500,21 @@ def test_cross_entropy_special_rows_in_the_custom_calls(dtype, reduction):
         lambda z: xact.cross_entropy(z, jnp.asarray(t), reduction=reduction), jnp.asarray(h)
     )
     _assert_same(fast, generic, ULPS[dtype])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cross_entropy_one_class_keeps_the_sign_of_zero(dtype):
+    """One class: a +inf logit's loss is -0.0 (-(lp + 0), lp = -log1p(0)),
+    in the custom call and in the generic code alike (over one class XLA's
+    sum is a reshape, which had kept lp's -0.0: +0.0 under JAX, -0.0 on
+    NumPy)."""
+    h = np.array([[INF], [0.0], [-3.0], [-INF], [NAN]], dtype)
+    t = np.zeros(5, np.int64)
+    numpy_fast, numpy_generic = _both(lambda z: xact.cross_entropy(z, t, reduction="none"), h)
+    fast, generic = _both(
+        lambda z: xact.cross_entropy(z, jnp.asarray(t), reduction="none"), jnp.asarray(h)
+    )
+    for res in (numpy_fast, numpy_generic, fast, generic):
+        res = np.asarray(res)
+        np.testing.assert_array_equal(res[:3], [0.0, 0.0, 0.0])
+        assert np.signbit(res[:3]).all() and res[3] == INF and np.isnan(res[4])

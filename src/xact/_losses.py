@@ -186,9 +186,14 @@ def _finish(
 
 
 def _gather(xp: ModuleType, values: Array, onehot: Array, axis: int) -> Array:
-    """``values`` at the target class (0 for inactive samples): exact."""
+    """``values`` at the target class (0 for inactive samples): exact.
+
+    A -0.0 there gives +0.0 on every backend: the sum adds it to the other
+    classes' zeros, but over one class XLA's sum is a reshape, which kept
+    the -0.0 (a one-class ``+inf`` row's loss was +0.0 under JAX and -0.0
+    on NumPy); ``+ 0`` makes it +0.0 there too."""
     zero = const(xp, 0.0, values)
-    return xp.sum(xp.where(onehot, values, zero), axis=axis)
+    return xp.sum(xp.where(onehot, values, zero), axis=axis) + zero
 
 
 # --------------------------------------------------------------------------

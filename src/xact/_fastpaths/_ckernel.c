@@ -1716,7 +1716,7 @@ static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
 }
 
 /* A byte a row for the kernels' flags, zeroed: on the stack for up to
- * AT_STACK rows, else from malloc (NULL: out of memory). */
+ * AT_STACK rows, else from calloc (NULL: out of memory). */
 static unsigned char *ffi_flags(unsigned char *stack, int64_t rows)
 {
     if (rows <= AT_STACK)
