@@ -598,72 +598,54 @@ static Py_ssize_t rows_f32(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out
 /* A row the kernels leave to the caller (scan() is 0: a NaN, an infinite
  * maximum, or |max| >= LARGEST), by the generic code's rules
  * (xact/_logsumexp.py), for the callers that cannot run the generic code
- * on it cheaply (the XLA custom calls):
+ * on it cheaply (the XLA custom calls). With k the number of entries
+ * equal to the maximum m:
  *
- *   a NaN anywhere        every result NaN
- *   k entries +inf        logsumexp +inf; softmax 1/k there, 0 elsewhere;
- *                         log_softmax -log1p(k - 1) there, -inf elsewhere
- *   every entry -inf      logsumexp -inf, softmax 0, log_softmax -inf
- *   |max| >= LARGEST      (float64, finite) the generic arithmetic of
- *                         xact._kernel, one entry at a time, without the
- *                         vectorised kernel's clip bound (which overflows)
+ *   a NaN anywhere     every result NaN
+ *   m = +inf           logsumexp +inf; softmax 1/k at the maxima, 0
+ *                      elsewhere; log_softmax -log1p(k - 1) there, -inf
+ *                      elsewhere
+ *   m = -inf           (every entry) logsumexp -inf, softmax 0,
+ *                      log_softmax -inf
+ *   |m| >= LARGEST     (float64, finite) doubles there are 2^971 apart, so
+ *                      the maxima are the only entries within CUTOFF of m:
+ *                      the generic terms are 1 at the maxima and 0
+ *                      elsewhere. logsumexp m + log1p(k - 1); softmax 1/k
+ *                      and 0; log_softmax (0 - lg) + 0 at the maxima,
+ *                      (x - m) - lg below, -inf where x - m overflows
  *
- * Each value is computed as the generic code computes it, in float64 (for
- * float32 rows: 1/k and log1p(k - 1), rounded once to float32). Returns
- * the row's log-sum-exp; writes the row's softmax or log_softmax into o (n
- * values of the row's format) unless o is NULL; for cross_entropy, *lp_t
- * (unless lp_t is NULL) is the log-probability at entry t, + 0.0 (the
- * generic code sums it with zeros). */
+ * in float64 (for float32 rows: 1/k and log1p(k - 1), rounded once to
+ * float32). Returns the row's log-sum-exp; writes the row's softmax or
+ * log_softmax into o (n values of the row's format) unless o is NULL; for
+ * cross_entropy, *lp_t (unless lp_t is NULL) is the log-probability at
+ * entry t, + 0.0 (the generic code sums it with zeros). */
 static double special_row(const void *x, Py_ssize_t n, int mode, const int f64, void *o,
                           Py_ssize_t t, double *lp_t)
 {
-    double m = -INFINITY;
+    double m = -INFINITY, k = 0.0;
     int nan = 0;
     for (Py_ssize_t j = 0; j < n; j++) {
         double v = ld(x, j, f64);
         nan |= v != v;
         m = v > m ? v : m;
     }
-    double lse, lo = m - CUTOFF, lg = 0.0, k = 0.0, rest = 0.0, comp = 0.0;
-    if (nan) {
-        lse = NAN;
-    } else if (isinf(m)) {
-        for (Py_ssize_t j = 0; j < n; j++)
-            k += ld(x, j, f64) == m;
-        lse = m;
-        lg = log1p(k - 1.0);
-    } else {
-        for (Py_ssize_t j = 0; j < n; j++) {
-            double v = ld(x, j, f64);
-            if (v == m) {
-                k += 1.0;
-            } else if (v >= lo) { /* TwoSum: v - m == s + e; Neumaier's sum */
-                double s = v - m, bb = s - v;
-                double e = (v - (s - bb)) - (m + bb);
-                double term = exp(s) * (1.0 + e), sum = rest + term;
-                comp += fabs(rest) >= fabs(term) ? (rest - sum) + term : (term - sum) + rest;
-                rest = sum;
-            }
-        }
-        rest += comp;
-        lg = log1p((k - 1.0) + rest);
-        lse = m + lg;
-    }
+    for (Py_ssize_t j = 0; j < n; j++)
+        k += ld(x, j, f64) == m;
+    double lg = log1p(k - 1.0);
     for (Py_ssize_t j = 0; j < n && (o != NULL || (lp_t != NULL && j <= t)); j++) {
         double v = ld(x, j, f64), r, lp;
         if (nan) {
             r = lp = NAN;
-        } else if (isinf(m)) { /* the +inf entries share the mass; -inf: none */
-            r = m > 0 && v == m ? 1.0 / k : 0.0;
-            lp = m > 0 && v == m ? -lg : -INFINITY;
-        } else if (v >= lo) { /* (the maximum entries too: s = e = 0) */
-            double s = v - m, bb = s - v;
-            double e = (v - (s - bb)) - (m + bb);
-            r = (exp(s) * (1.0 + e)) / (k + rest);
-            lp = (s - lg) + e;
-        } else { /* below the cut-off: x - m - lg, -inf where x - m overflows */
+        } else if (m == -INFINITY) { /* no mass */
+            r = 0.0, lp = -INFINITY;
+        } else if (v == m) { /* (+inf: the generic code's -lg; finite: its
+                              * (d - lg) + e with d = e = 0) */
+            r = 1.0 / k;
+            lp = isinf(m) ? -lg : (0.0 - lg) + 0.0;
+        } else {
             r = 0.0;
-            lp = isinf(v) || 0.5 * v - 0.5 * m < -0.5 * DBL_MAX ? -INFINITY : (v - m) - lg;
+            lp = isinf(m) || isinf(v) || 0.5 * v - 0.5 * m < -0.5 * DBL_MAX ? -INFINITY
+                                                                         : (v - m) - lg;
         }
         if (lp_t != NULL && j == t)
             *lp_t = lp + 0.0;
@@ -675,7 +657,7 @@ static double special_row(const void *x, Py_ssize_t n, int mode, const int f64, 
         else
             ((float *)o)[j] = (float)value;
     }
-    return lse;
+    return nan ? NAN : isinf(m) ? m : m + lg;
 }
 
 /* The rows flagged in bad (bad[i] = 1: left to the caller) by
@@ -1343,6 +1325,15 @@ PyDoc_STRVAR(ce_at_doc,
 "decide: a row without a finite maximum, or a target out of range and not\n"
 "ignored.");
 
+/* A byte a row for the kernels' flags, zeroed: on the stack for up to
+ * AT_STACK rows, else from calloc (NULL: out of memory). */
+static unsigned char *zeroed_flags(unsigned char *stack, int64_t rows)
+{
+    if (rows <= AT_STACK)
+        return memset(stack, 0, (size_t)(rows > 0 ? rows : 1));
+    return (unsigned char *)calloc((size_t)rows, 1);
+}
+
 /* cross_entropy_at's work: 1 done, 0 left to the caller, -1 no memory.
  * With fix, nothing is left to the caller: the rows without a finite
  * maximum take special_row's rules, and a target out of range and not
@@ -1355,9 +1346,7 @@ static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n
     double stack[AT_STACK];
     unsigned char bstack[AT_STACK];
     double *loss = rows <= AT_STACK ? stack : (double *)malloc((size_t)rows * sizeof(double));
-    unsigned char *bad = !fix ? NULL
-                         : rows <= AT_STACK ? bstack
-                                            : (unsigned char *)calloc((size_t)rows, 1);
+    unsigned char *bad = fix ? zeroed_flags(bstack, rows) : NULL;
     if (loss == NULL || (fix && bad == NULL)) {
         if (loss != stack)
             free(loss);
@@ -1365,8 +1354,6 @@ static int ce_reduce(const char *x, Py_ssize_t rs, Py_ssize_t rows, Py_ssize_t n
             free(bad);
         return -1;
     }
-    if (bad == bstack)
-        memset(bad, 0, (size_t)rows);
     Py_ssize_t counts[3] = {0, 0, 0};
     if (f64)
         ce_f64(x, rs, n, t, loss, 0, rows, has_ignore, ignore, counts, bad);
@@ -1715,15 +1702,6 @@ static int pool_job_run(const xact_ffi_call_frame *f, pool_job *j, int threads)
     return rc;
 }
 
-/* A byte a row for the kernels' flags, zeroed: on the stack for up to
- * AT_STACK rows, else from calloc (NULL: out of memory). */
-static unsigned char *ffi_flags(unsigned char *stack, int64_t rows)
-{
-    if (rows <= AT_STACK)
-        return memset(stack, 0, (size_t)(rows > 0 ? rows : 1));
-    return (unsigned char *)calloc((size_t)rows, 1);
-}
-
 /* rows: x (float32/float64, the rows along its last axis, of at least one
  * entry) -> out (x's dtype: a value a row for mode 0, else x's shape).
  * Attributes: mode (0 logsumexp, 1 softmax, 2 log_softmax), threads, chunk.
@@ -1754,31 +1732,31 @@ static xact_ffi_error *ffi_rows_run(xact_ffi_call_frame *f)
     if (rows == 0)
         return NULL;
     unsigned char stack[AT_STACK];
-    unsigned char *bad = ffi_flags(stack, rows);
+    unsigned char *bad = zeroed_flags(stack, rows);
     if (bad == NULL)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
     const char *xd = (const char *)x->data;
-    Py_ssize_t rs = n * (f64 ? 8 : 4), nbad;
+    Py_ssize_t rs = n * (f64 ? 8 : 4);
+    int rc = -1; /* (0 done, -1 out of memory) */
     if (chunk < 1)
         chunk = 1;
     if (!ffi_use_pool(f, threads, rows, chunk)) {
-        nbad = rows_threads(xd, rs, n, (char *)out->data, bad, 0, rows, (int)mode, f64,
-                            (int)threads, chunk);
+        rc = rows_threads(xd, rs, n, (char *)out->data, bad, 0, rows, (int)mode, f64,
+                          (int)threads, chunk) < 0 ? -1 : 0;
     } else {
         pool_job *j = (pool_job *)calloc(1, sizeof(pool_job));
-        nbad = -1;
         if (j != NULL) {
             j->rows = rows, j->chunk = chunk, j->f64 = f64, j->mode = (int)mode;
             j->x = xd, j->rs = rs, j->n = n;
             j->out = (char *)out->data, j->bad = bad;
-            nbad = pool_job_run(f, j, (int)threads) < 0 ? -1 : 1;
+            rc = pool_job_run(f, j, (int)threads);
         }
     }
-    if (nbad > 0)
+    if (rc == 0)
         special_rows(xd, rs, n, (char *)out->data, bad, rows, (int)mode, f64);
     if (bad != stack)
         free(bad);
-    if (nbad < 0)
+    if (rc < 0)
         return ffi_error(f, XACT_FFI_RESOURCE_EXHAUSTED, "xact_rows: out of memory");
     return NULL;
 }
@@ -1825,7 +1803,7 @@ static xact_ffi_error *ffi_cross_entropy_run(xact_ffi_call_frame *f)
     if (rows == 0)
         return NULL;
     unsigned char stack[AT_STACK];
-    unsigned char *bad = ffi_flags(stack, rows);
+    unsigned char *bad = zeroed_flags(stack, rows);
     const int64_t *target = (const int64_t *)t->data;
     int64_t *wide = NULL;
     double *l64 = f64 ? (double *)loss->data : NULL;
