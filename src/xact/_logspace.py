@@ -155,7 +155,11 @@ def _jax_scan(xp: ModuleType) -> Callable[[Array, int], Array]:
     ``jax.jit`` or ``jax.grad`` the inner ``jit`` is simply inlined."""
     import jax  # the JAX branch only
 
-    return jax.jit(functools.partial(_scan, xp), static_argnums=1)
+    # (typed here: without JAX installed mypy sees jax.jit as Any)
+    compiled: Callable[[Array, int], Array] = jax.jit(
+        functools.partial(_scan, xp), static_argnums=1
+    )
+    return compiled
 
 
 def _validate_axis(axis: object, ndim: int, func: str) -> int:
