@@ -1783,7 +1783,7 @@ def test_c_kernel_variants_agree(name, dtype):
     rows.append(np.array([[0.0, -30.0, -40.0, -110.0, -150.0, -INF]], dtype))
     rows.append(np.array([[0.0, -1.0, -720.0, -745.0, -2.0]], dtype))
     results = {}
-    for isa in ("avx512", "portable"):
+    for isa in ("avx512", "avx512-rows", "portable"):
         prev = _isa_or_skip(isa)
         try:
             if name == "cross_entropy":
@@ -1799,12 +1799,76 @@ def test_c_kernel_variants_agree(name, dtype):
     ulps = 1 if dtype == "float32" else 4 if name == "softmax" else 2
     for a, b in zip(results["avx512"], results["portable"], strict=True):
         _assert_same(a, b, ulps)
+    for a, b in zip(results["avx512"], results["avx512-rows"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _short_float64_rows(rng):
+    """float64 blocks for the kernel of short rows (eight a time, a row a
+    lane): every length it takes (1 to 32) and the first it does not, row
+    counts around the eight lanes, the special rows and careful ones (an
+    entry more than 700 below the maximum) among ordinary ones, ties, signed
+    zeros, and rows with a stride (a slice of a wider array)."""
+    for n in (*range(1, 18), 23, 31, 32, 33):
+        for rows in (1, 5, 8, 9, 16, 21):
+            x = (rng.choice([0.5, 3.0, 40.0]) * rng.standard_normal((rows, n + 3)))[:, 1 : n + 1]
+            if rows > 4:
+                with np.errstate(over="ignore"):
+                    special = SPECIAL_ROWS[rng.integers(0, len(SPECIAL_ROWS), 3)]
+                x[1:4] = np.resize(special, (3, n)) if n < 6 else np.pad(special, ((0, 0), (0, n - 6)))
+                x[4, rng.integers(0, n)] = x[4].max()  # a tie
+                x[rows - 2, n - 1] = NAN  # (SPECIAL_ROWS has its NaNs first)
+                if n > 1:
+                    x[rows - 1, 0] = x[rows - 1].max() - 720.0  # careful
+                    x[0, : n // 2] = np.where(np.arange(n // 2) % 2 == 0, 0.0, -0.0)
+            yield x
+
+
+def test_c_kernel_short_float64_rows_give_the_row_kernels_bits():
+    """float64 rows of at most 32 run eight at a time under AVX-512, each row
+    in a lane of its own, with the row kernel's arithmetic in its order: the
+    same bits as the rows one at a time (set_isa("avx512-rows")) in every
+    mode and for cross_entropy, the same rows left to the caller, and
+    nothing written for those."""
+    ck = _ck_or_skip()
+    if "avx512" not in ck.isas():
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(31)
+    for x in _short_float64_rows(rng):
+        rows, n = x.shape
+        target = rng.integers(-1, n + 1, rows)  # some out of range
+        got = {}
+        for isa in ("avx512", "avx512-rows"):
+            prev = ck.set_isa(isa)
+            try:
+                res = []
+                for mode, width in ((0, 1), (1, n), (2, n), (3, 2)):
+                    out = np.full((rows, width), 7.0)
+                    bad = np.zeros(rows, np.uint8)
+                    res.append((ck.rows(x, out, bad, mode, 0, rows), bad, out))
+                    # a range that does not start at a block of eight
+                    out2 = np.full((rows, width), 7.0)
+                    bad2 = np.zeros(rows, np.uint8)
+                    res.append((ck.rows(x, out2, bad2, mode, rows // 3, rows), bad2, out2))
+                for ignore in (None, 0):
+                    loss = np.full(rows, 7.0)
+                    res.append((ck.cross_entropy(x, target, loss, ignore, 0, rows), loss))
+            finally:
+                ck.set_isa(prev)
+            got[isa] = res
+        for a, b in zip(got["avx512"], got["avx512-rows"], strict=True):
+            assert a[0] == b[0], (n, rows)
+            for u, v in zip(a[1:], b[1:], strict=True):
+                if u.dtype == np.float64:  # (the bits: NaNs and signed zeros)
+                    u, v = u.view(np.uint64), v.view(np.uint64)
+                np.testing.assert_array_equal(u, v, f"n={n} rows={rows}")
 
 
 @pytest.mark.parametrize(
     ("dtype", "isa"),
     [
         ("float64", "avx512"),
+        ("float64", "avx512-rows"),
         ("float64", "portable"),
         ("float32", "avx512"),
         ("float32", "portable"),

@@ -258,8 +258,11 @@ static const int omp_usable = 0;
 /* Whether the rows take the AVX-512 kernels (_ckernel_avx512.c): set where
  * the CPU has them; set_isa() switches them off for the tests. */
 static int use_avx512 = 0;
+/* 0 under set_isa("avx512-rows"): AVX-512 float64 rows one at a time only
+ * (for the tests, which compare the two) */
+static int small_rows = 1;
 
-enum { LSE = 0, SOFTMAX = 1, LOG_SOFTMAX = 2, PARTS = 3 };
+enum { LSE = XACT_LSE, SOFTMAX = XACT_SOFTMAX, LOG_SOFTMAX = XACT_LOG_SOFTMAX, PARTS = 3 };
 
 /* Compensated sums of non-negative terms, LANES at a time (GCC's vector
  * extension: one AVX-512 register, two AVX2 ones, or four SSE2 ones). */
@@ -513,10 +516,48 @@ INLINE Py_ssize_t rows_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, 
     return nbad;
 }
 
-CLONES static Py_ssize_t rows_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
-                                  unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode)
+CLONES static Py_ssize_t rows_f64_rows(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
+                                       unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1,
+                                       int mode)
 {
     return rows_impl(x, rs, n, out, bad, r0, r1, mode, 1);
+}
+
+/* Whether float64 rows of n take xact_f64_small (AVX-512; rows of at most
+ * XACT_SMALL_N = 32). Measured on AMD Zen 4, ns a row (logsumexp, softmax)
+ * against a row at a time: n = 10: 29, 28 against 85, 70; n = 16: 38, 38
+ * against 58, 56; n = 32: 57, 71 against 81, 74; at n = 48 softmax and
+ * log_softmax are slower than a row at a time (the gathers and the copy
+ * out of the columns). */
+static int small_f64(Py_ssize_t n) { return use_avx512 && small_rows && n <= XACT_SMALL_N; }
+
+/* rows_impl for float64, eight short rows at a time where small_f64(n):
+ * the same results (xact_f64_small); its rows left over go through
+ * rows_impl one at a time. */
+static Py_ssize_t rows_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, char *out,
+                           unsigned char *bad, Py_ssize_t r0, Py_ssize_t r1, int mode)
+{
+    if (!small_f64(n))
+        return rows_f64_rows(x, rs, n, out, bad, r0, r1, mode);
+    Py_ssize_t nbad = 0;
+    for (Py_ssize_t i = r0; i < r1; i += 8) {
+        int nr = r1 - i < 8 ? (int)(r1 - i) : 8;
+        double m[8], lg[8];
+        double *o = mode == SOFTMAX || mode == LOG_SOFTMAX ? (double *)out + i * n : NULL;
+        unsigned done = xact_f64_small(x + i * rs, rs, nr, n, mode, m, lg, o);
+        for (int r = 0; r < nr; r++) {
+            Py_ssize_t row = i + r;
+            if (!(done >> r & 1))
+                nbad += rows_f64_rows(x, rs, n, out, bad, row, row + 1, mode);
+            else if (mode == LSE)
+                ((double *)out)[row] = m[r] + lg[r];
+            else if (mode == PARTS) {
+                ((double *)out)[2 * row] = m[r];
+                ((double *)out)[2 * row + 1] = lg[r];
+            }
+        }
+    }
+    return nbad;
 }
 
 CLONES static Py_ssize_t rows_f32_portable(const char *x, Py_ssize_t rs, Py_ssize_t n,
@@ -757,11 +798,43 @@ INLINE void ce_impl(const char *x, Py_ssize_t row_stride, Py_ssize_t n, const in
     }
 }
 
-CLONES static void ce_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
-                          double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
-                          Py_ssize_t *counts, unsigned char *bad)
+CLONES static void ce_f64_rows(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t,
+                               double *loss, Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig,
+                               Py_ssize_t *counts, unsigned char *bad)
 {
     ce_impl(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad, 1);
+}
+
+/* ce_impl for float64, eight short rows at a time where small_f64(n) (as
+ * rows_f64): the same losses and counts. */
+static void ce_f64(const char *x, Py_ssize_t rs, Py_ssize_t n, const int64_t *t, double *loss,
+                   Py_ssize_t r0, Py_ssize_t r1, int hi, int64_t ig, Py_ssize_t *counts,
+                   unsigned char *bad)
+{
+    if (!small_f64(n)) {
+        ce_f64_rows(x, rs, n, t, loss, r0, r1, hi, ig, counts, bad);
+        return;
+    }
+    for (Py_ssize_t i = r0; i < r1; i += 8) {
+        int nr = r1 - i < 8 ? (int)(r1 - i) : 8;
+        double m[8], lg[8];
+        unsigned done = xact_f64_small(x + i * rs, rs, nr, n, LSE, m, lg, NULL);
+        for (int r = 0; r < nr; r++) {
+            Py_ssize_t row = i + r;
+            int64_t ti = t[row];
+            if (!(done >> r & 1) || (hi && ti == ig) || ti < 0 || ti >= n) {
+                ce_f64_rows(x, rs, n, t, loss, row, row + 1, hi, ig, counts, bad);
+                continue;
+            }
+            /* ce_impl's loss; every entry of a row done is finite */
+            double xt = ((const double *)(x + row * rs))[ti];
+            double d = xt - m[r];
+            double b = d - xt;
+            double e = (xt - (d - b)) - (m[r] + b);
+            loss[row] = -((d - lg[r]) + e);
+            counts[2]++;
+        }
+    }
 }
 
 CLONES static void ce_f32_portable(const char *x, Py_ssize_t rs, Py_ssize_t n,
@@ -2032,27 +2105,31 @@ static PyObject *ck_exp16(PyObject *Py_UNUSED(self), PyObject *args)
 
 PyDoc_STRVAR(set_isa_doc,
 "set_isa(name) -> str\n\n"
-"Which kernel the float32 rows take: \"avx512\" (the default where the CPU\n"
-"has it) or \"portable\"; returns the previous one. For the tests, which run\n"
-"both.");
+"Which kernels the rows take: \"avx512\" (the default where the CPU has\n"
+"it), \"avx512-rows\" (AVX-512, but short float64 rows one at a time, not\n"
+"eight side by side) or \"portable\"; returns the previous one. For the\n"
+"tests, which run each.");
 
 static PyObject *ck_set_isa(PyObject *Py_UNUSED(self), PyObject *args)
 {
     const char *name;
     if (!PyArg_ParseTuple(args, "s:set_isa", &name))
         return NULL;
-    const char *prev = use_avx512 ? "avx512" : "portable";
-    if (strcmp(name, "avx512") == 0) {
+    const char *prev = !use_avx512 ? "portable" : small_rows ? "avx512" : "avx512-rows";
+    int rows_only = strcmp(name, "avx512-rows") == 0;
+    if (strcmp(name, "avx512") == 0 || rows_only) {
         if (!xact_avx512_usable()) {
             PyErr_SetString(PyExc_ValueError, "set_isa: this CPU has no AVX-512");
             return NULL;
         }
         use_avx512 = 1;
+        small_rows = !rows_only;
     } else if (strcmp(name, "portable") == 0) {
         use_avx512 = 0;
+        small_rows = 1;
     } else {
-        PyErr_Format(PyExc_ValueError, "set_isa: name must be \"avx512\" or \"portable\", "
-                                       "got %R", PyTuple_GET_ITEM(args, 0));
+        PyErr_Format(PyExc_ValueError, "set_isa: name must be \"avx512\", \"avx512-rows\" "
+                                       "or \"portable\", got %R", PyTuple_GET_ITEM(args, 0));
         return NULL;
     }
     return PyUnicode_FromString(prev);
@@ -2061,7 +2138,7 @@ static PyObject *ck_set_isa(PyObject *Py_UNUSED(self), PyObject *args)
 static PyObject *ck_isas(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(args))
 {
     if (xact_avx512_usable())
-        return Py_BuildValue("(ss)", "avx512", "portable");
+        return Py_BuildValue("(sss)", "avx512", "avx512-rows", "portable");
     return Py_BuildValue("(s)", "portable");
 }
 
@@ -2078,7 +2155,7 @@ static PyMethodDef ck_methods[] = {
      "exp16(x, out, full=False): the AVX-512 kernels' exp (a table of 16), on x clamped to "
      "[-700, 0]: the float32 rows' (no tails), or with full the float64 rows'."},
     {"set_isa", ck_set_isa, METH_VARARGS, set_isa_doc},
-    {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the float32 kernels this CPU can run."},
+    {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the kernels (set_isa) this CPU can run."},
     {"rows", ck_rows, METH_VARARGS, rows_doc},
     {"rows_at", ck_rows_at, METH_VARARGS, rows_at_doc},
     {"sigmoid", ck_sigmoid, METH_VARARGS, sigmoid_doc},

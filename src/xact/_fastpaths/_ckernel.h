@@ -47,6 +47,20 @@ void xact_f64_divide(const double *x, const double *w, Py_ssize_t n, double m, d
                      double *o);
 /* o_j = ((x_j - m) - lg) + e_j, with e_j the TwoSum error of x_j - m */
 void xact_f64_shift(const double *x, Py_ssize_t n, double m, double lg, double *o);
+/* Up to 8 rows (nr) of n <= XACT_SMALL_N float64 values, row r at
+ * x + r rs, with the arithmetic of the three functions above, one row a
+ * lane. Returns the mask of the rows done; the others (a NaN, |max| >=
+ * XACT_LARGEST, or an entry more than 700 below the maximum) are left to
+ * the per-row kernel. For each row done: its maximum into m_out[r]; for
+ * mode XACT_LSE, XACT_LOG_SOFTMAX (and any mode other than XACT_SOFTMAX)
+ * log1p((k - 1) + r) into lg_out[r]; for XACT_SOFTMAX and
+ * XACT_LOG_SOFTMAX the row's n results into out + r n. */
+#define XACT_SMALL_N 32
+#define XACT_LSE 0
+#define XACT_SOFTMAX 1
+#define XACT_LOG_SOFTMAX 2
+unsigned xact_f64_small(const char *x, Py_ssize_t rs, int nr, Py_ssize_t n, int mode,
+                        double *m_out, double *lg_out, double *out);
 /* sigmoid as the NumPy path computes it, in float64:
  * (x >= 0 ? 1 : t) / (1 + t), t = exp(-|x|), rounded once for float32. */
 void xact_sigmoid_f64(const double *x, double *o, Py_ssize_t n);
