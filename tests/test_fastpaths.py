@@ -1815,7 +1815,9 @@ def _short_float64_rows(rng):
             if rows > 4:
                 with np.errstate(over="ignore"):
                     special = SPECIAL_ROWS[rng.integers(0, len(SPECIAL_ROWS), 3)]
-                x[1:4] = np.resize(special, (3, n)) if n < 6 else np.pad(special, ((0, 0), (0, n - 6)))
+                x[1:4] = (
+                    np.resize(special, (3, n)) if n < 6 else np.pad(special, ((0, 0), (0, n - 6)))
+                )
                 x[4, rng.integers(0, n)] = x[4].max()  # a tie
                 x[rows - 2, n - 1] = NAN  # (SPECIAL_ROWS has its NaNs first)
                 if n > 1:
