@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Literal, overload
 
 from ._complex import logsumexp_complex
-from ._fastpaths import dispatch
+from ._fastpaths import fastpath
 from ._kernel import const, shifted
 from ._namespace import (
     Array,
@@ -159,8 +159,12 @@ def logsumexp(
     >>> xact.logsumexp(np.asarray([1.0, 2.0]), b=np.asarray([1.0, -1.0]), return_sign=True)
     (array(1.54132485), array(-1.))
     """
-    kw = {"axis": axis, "keepdims": keepdims, "b": b, "return_sign": return_sign, "where": where}
-    if (r := dispatch("logsumexp", x, xp, **kw)) is not NotImplemented:
+    fast = fastpath("logsumexp", x, xp)
+    if (
+        fast
+        and (r := fast(x, axis=axis, keepdims=keepdims, b=b, return_sign=return_sign, where=where))
+        is not NotImplemented
+    ):
         return r
     func = "logsumexp"
     xp, (x, b, where) = as_arrays(func, [("x", x), ("b", b), ("where", where)], xp)
@@ -285,9 +289,11 @@ def softmax(
     >>> xact.softmax(np.asarray([np.inf, np.inf, 0.0]))
     array([0.5, 0.5, 0. ])
     """
+    fast = fastpath("softmax", x, xp)
     if (
-        r := dispatch("softmax", x, xp, axis=axis, where=where, temperature=temperature)
-    ) is not NotImplemented:
+        fast
+        and (r := fast(x, axis=axis, where=where, temperature=temperature)) is not NotImplemented
+    ):
         return r
     xp, xc, axes, rt = _prepare("softmax", x, axis, where, temperature, xp)
     return to_compute(xp, _softmax(xp, xc, axes), rt)
@@ -338,9 +344,11 @@ def softmin(
     >>> xact.softmin(np.asarray([-2.0, -1.0, -0.1]))
     array([0.65900114, 0.24243297, 0.09856589])
     """
+    fast = fastpath("softmin", x, xp)
     if (
-        r := dispatch("softmin", x, xp, axis=axis, where=where, temperature=temperature)
-    ) is not NotImplemented:
+        fast
+        and (r := fast(x, axis=axis, where=where, temperature=temperature)) is not NotImplemented
+    ):
         return r
     xp, xc, axes, rt = _prepare("softmin", x, axis, where, temperature, xp, negate=True)
     return to_compute(xp, _softmax(xp, xc, axes), rt)
@@ -401,9 +409,11 @@ def log_softmax(
     >>> xact.log_softmax(np.asarray([0.0, -40.0]))
     array([-4.24835426e-18, -4.00000000e+01])
     """
+    fast = fastpath("log_softmax", x, xp)
     if (
-        r := dispatch("log_softmax", x, xp, axis=axis, where=where, temperature=temperature)
-    ) is not NotImplemented:
+        fast
+        and (r := fast(x, axis=axis, where=where, temperature=temperature)) is not NotImplemented
+    ):
         return r
     func = "log_softmax"
     xp, xc, axes, rt = _prepare(func, x, axis, where, temperature, xp)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ._fastpaths import dispatch
+from ._fastpaths import fastpath
 from ._kernel import const
 from ._namespace import (
     Array,
@@ -83,7 +83,7 @@ def sigmoid(x: Array, /, *, xp: ModuleType | None = None) -> Array:
     >>> xact.sigmoid(np.asarray([2.0, 0.0, -720.0]))
     array([8.80797078e-001, 5.00000000e-001, 2.03223080e-313])
     """
-    if (r := dispatch("sigmoid", x, xp)) is not NotImplemented:
+    if (fast := fastpath("sigmoid", x, xp)) and (r := fast(x)) is not NotImplemented:
         return r
     xp, x, rt = _prepare("sigmoid", x, xp)
     pos = x >= 0
@@ -123,7 +123,7 @@ def log_sigmoid(x: Array, /, *, xp: ModuleType | None = None) -> Array:
     >>> xact.log_sigmoid(np.asarray([-1000.0, 0.0, 40.0]))
     array([-1.00000000e+03, -6.93147181e-01, -4.24835426e-18])
     """
-    if (r := dispatch("log_sigmoid", x, xp)) is not NotImplemented:
+    if (fast := fastpath("log_sigmoid", x, xp)) and (r := fast(x)) is not NotImplemented:
         return r
     xp, x, rt = _prepare("log_sigmoid", x, xp)
     pos = x >= 0
@@ -169,7 +169,7 @@ def softplus(x: Array, /, *, beta: float = 1.0, xp: ModuleType | None = None) ->
     >>> xact.softplus(np.asarray([-40.0, 0.0, 1000.0]))
     array([4.24835426e-18, 6.93147181e-01, 1.00000000e+03])
     """
-    if (r := dispatch("softplus", x, xp, beta=beta)) is not NotImplemented:
+    if (fast := fastpath("softplus", x, xp)) and (r := fast(x, beta=beta)) is not NotImplemented:
         return r
     func = "softplus"
     beta = validate_positive(beta, "beta", func)

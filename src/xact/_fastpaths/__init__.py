@@ -7,13 +7,13 @@ function for the common case, which gives the same answers (to a few ULP
 of rounding, exactly for every special value) under the same tests. Each
 public function starts with::
 
-    r = dispatch("softmax", x, xp, axis=axis, where=where, ...)
-    if r is not NotImplemented:
+    fast = fastpath("softmax", x, xp)
+    if fast and (r := fast(x, axis=axis, where=where, ...)) is not NotImplemented:
         return r
 
-:func:`dispatch` looks the type of ``x`` up (cached per type, without
+:func:`fastpath` looks the type of ``x`` up (cached per type, without
 importing any framework: a type's module is in ``sys.modules`` already)
-and calls the backend module's function of that name, which returns
+and returns the backend module's function of that name, which returns
 ``NotImplemented`` to decline wherever it would differ or gain nothing
 (``where=``, weights, complex or low-precision dtypes, unusual axes or
 layouts, an explicit ``xp``...). Declining costs well under a microsecond.
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LARGEST_MAX", "disabled", "dispatch", "enabled", "plain_cross_entropy"]
+__all__ = ["LARGEST_MAX", "disabled", "enabled", "fastpath", "plain_cross_entropy"]
 
 LARGEST_MAX = 1.7e308
 """Fast paths compute the rows whose maximum ``m`` has ``|m|`` below this;
@@ -121,25 +121,24 @@ def _backend_for(tp: type) -> ModuleType | None:
     return mod
 
 
-def dispatch(func: str, x: Any, xp: ModuleType | None, **kwargs: Any) -> Any:
-    """Call the fast path for ``func`` on ``x``, or return NotImplemented.
+def fastpath(func: str, x: Any, xp: ModuleType | None) -> Callable[..., Any] | None:
+    """The fast path for ``func`` on ``x``, or None. The caller calls it with
+    its own arguments and takes its result unless it is NotImplemented.
 
-    Every public function calls this first, so it is kept to a few
-    dictionary lookups: on a 32x10 tensor the native call it competes with
-    takes about a microsecond. (The function itself is looked up at every
-    call, so that a test may replace it.)"""
+    Every public function asks this first, so it is kept to a few
+    dictionary lookups, and it does not call the fast path itself: passing
+    the caller's keywords on through ``**kwargs`` cost 0.2 µs, where a 32x10
+    native call takes 1 to 5 µs. (The function is looked up in its module at
+    every call, so that a test may replace it.)"""
     if xp is not None or _DISABLED_DEPTH:
-        return NotImplemented
+        return None
     env, data, key, on = _READ_ENV
     # (enabled() again where the quick look says off, or os.environ changed)
     if (data.get(key) not in on or env is not os.environ) and not enabled():
-        return NotImplemented
+        return None
     tp = type(x)
     mod = _BY_TYPE[tp] if tp in _BY_TYPE else _backend_for(tp)
-    impl: Callable[..., Any] | None = None if mod is None else getattr(mod, func, None)
-    if impl is None:
-        return NotImplemented
-    return impl(x, **kwargs)
+    return None if mod is None else getattr(mod, func, None)
 
 
 def plain_cross_entropy(

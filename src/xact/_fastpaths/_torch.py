@@ -8,8 +8,9 @@ axis, the same values come from far fewer passes:
 * **Small tensors** (at most :data:`SMALL` elements, no autograd): there
   the cost is per operation, and a torch operation costs several
   microseconds. Contiguous ones reduced along their last axis run the C
-  kernel on their own memory (:func:`_at`, :func:`_small_ce`: one call,
-  by address, into a new tensor); the others the NumPy fast path on a
+  kernel on their own memory (:func:`_small`, :func:`_small_ce`: one call,
+  by address, into a new tensor, each call checked once, ahead of the
+  general route); the others the NumPy fast path on a
   zero-copy view of their memory (:func:`_via_numpy`). Large contiguous
   tensors reduced along their last axis take :func:`_at` too, their rows
   split over the C kernel's threads.
@@ -80,6 +81,7 @@ __all__ = [
 ]
 
 _THRESHOLD: dict[Any, float] = {}
+_ITEMSIZE: dict[Any, int] = {}
 _SIGMOID_TAIL: dict[Any, float] = {}
 _TINY_LOG = 2.0**-16
 """On the float32 path, rows whose log-sum ``log(k + r)`` is below this are
@@ -87,11 +89,19 @@ recomputed where ``log1p`` of the rest matters (see the module docstring)."""
 
 
 def _tables() -> None:
+    global _F_LOGSIGMOID, _F_SOFTPLUS
     import torch
+    import torch.nn.functional as F
 
+    _F_LOGSIGMOID, _F_SOFTPLUS = F.logsigmoid, F.softplus
     _THRESHOLD.update({torch.float64: 40.0, torch.float32: 20.0})
+    _ITEMSIZE.update({torch.float64: 8, torch.float32: 4})
     # Below these, exp(-x) overflows in torch.sigmoid; exp(x) is exact there.
     _SIGMOID_TAIL.update({torch.float64: -700.0, torch.float32: -80.0})
+
+
+_F_LOGSIGMOID: Any = None
+_F_SOFTPLUS: Any = None
 
 
 def _float(x: Any) -> bool:
@@ -145,17 +155,21 @@ def _plain(x: Any, *, min_ndim: int = 1) -> bool:
         _tables()
     if x.dtype not in _THRESHOLD or not x.is_cpu or x.ndim < min_ndim:
         return False
+    return not _watched(x) and x.numel() != 0
+
+
+def _watched(x: Any) -> bool:
+    """Whether a transform watches: see :func:`_plain`."""
     if not _WATCHERS:
         _modules()
     compiling, tracing, modes, wrapped, forward_ad, unpack_dual = _WATCHERS
-    return not (
+    return bool(
         compiling()
         or tracing() is not None
         or modes() > 0
         or wrapped(x)
         # (a dual tensor exists only within a dual level: none, no lookup)
         or (getattr(forward_ad, "_current_level", 0) >= 0 and unpack_dual(x).tangent is not None)
-        or x.numel() == 0
     )
 
 
@@ -289,6 +303,47 @@ def _at(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
         out = torch.empty_like(x)
     mode = _numpy.C_MODES[func]
     if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), mode, f64, threads, chunk):
+        return NotImplemented
+    return out
+
+
+def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
+    """The common small call, checked once: logsumexp (``mode`` 0, with
+    ``keepdims``), softmax (1) or log_softmax (2) of a contiguous float32 or
+    float64 CPU tensor of at most :data:`SMALL` elements, along its last
+    axis (an int), without autograd, with no transform watching (see
+    :func:`_plain`), in one call of the C kernel on its memory: what
+    :func:`_at` does for it, without the general route's layers and
+    repeated checks (a microsecond of a 32x10 call's 3 to 5). NotImplemented
+    for anything else, and where a row has no finite maximum: the general
+    route then runs."""
+    ck = _numpy._ck
+    if ck is None or type(axis) is not int:
+        return NotImplemented
+    if not _ITEMSIZE:
+        _tables()
+    isz = _ITEMSIZE.get(x.dtype)
+    ndim = x.ndim
+    # (_watched first: torch.compile traces this code, and cannot trace
+    # is_neg or data_ptr)
+    if isz is None or ndim == 0 or (axis != -1 and axis != ndim - 1) or _watched(x):
+        return NotImplemented
+    size = x.numel()
+    if not 0 < size <= SMALL or not x.is_cpu or not x.is_contiguous() or x.is_neg():
+        return NotImplemented
+    torch = (_MODULES or _modules())[0]
+    if x.requires_grad and torch.is_grad_enabled():
+        return NotImplemented
+    ptr = x.data_ptr()
+    if ptr % isz:  # (the kernel reads whole floats)
+        return NotImplemented
+    n = x.shape[-1]
+    if mode:
+        out = torch.empty_like(x)  # (contiguous, on the CPU: see _at)
+    else:
+        shape = x.shape[:-1]
+        out = x.new_empty((*shape, 1) if keepdims else shape)
+    if ck.rows_at(ptr, n * isz, size // n, n, out.data_ptr(), mode, isz == 8):
         return NotImplemented
     return out
 
@@ -550,7 +605,11 @@ def _reduction(func: str, x: Any, axis: Any) -> Any:
 
 
 def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, where: Any) -> Any:
-    if b is not None or where is not None or return_sign or not _plain(x):
+    if b is not None or where is not None or return_sign:
+        return NotImplemented
+    if (r := _small(x, axis, 0, keepdims)) is not NotImplemented:
+        return r
+    if not _plain(x):
         return NotImplemented
     if axis is None:
         r = _at("logsumexp", x, None, (1,) * x.ndim if keepdims else ())
@@ -582,10 +641,16 @@ def _normalise(func: str, x: Any, axis: Any, where: Any, temperature: Any) -> An
 
 
 def softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    plain = where is None and temperature == 1 and type(temperature) in (int, float)
+    if plain and (r := _small(x, axis, 1)) is not NotImplemented:
+        return r
     return _normalise("softmax", x, axis, where, temperature)
 
 
 def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
+    plain = where is None and temperature == 1 and type(temperature) in (int, float)
+    if plain and (r := _small(x, axis, 2)) is not NotImplemented:
+        return r
     return _normalise("log_softmax", x, axis, where, temperature)
 
 
@@ -610,16 +675,27 @@ def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
 def sigmoid(x: Any) -> Any:
     # torch.sigmoid's backward, y (1 - y), cancels for large x (0.1% off at
     # x = 30); the generic path differentiates sigmoid(x) sigmoid(-x).
-    if not _plain(x, min_ndim=0) or _needs_grad(x):
-        return NotImplemented
+    # (the checks of _plain and _needs_grad, each made once: a 32x10 call
+    # competes with torch.sigmoid's 1.2 µs)
+    if not _ITEMSIZE:
+        _tables()
+    isz = _ITEMSIZE.get(x.dtype)
     torch = (_MODULES or _modules())[0]
+    if (
+        isz is None
+        or _watched(x)  # (first: see _small)
+        or not x.is_cpu
+        or (x.requires_grad and torch.is_grad_enabled())
+        or x.numel() == 0
+    ):
+        return NotImplemented
     ck = _numpy._ck
-    f64 = x.dtype is torch.float64
+    f64 = isz == 8
     if (
         ck is not None
         and x.is_contiguous()
         and not x.is_neg()
-        and not x.data_ptr() % (8 if f64 else 4)  # (the kernel reads whole floats)
+        and not x.data_ptr() % isz  # (the kernel reads whole floats)
     ):
         # One pass of the C kernel on the tensor's memory. float64, and
         # float32 up to SMALL elements: the NumPy path's float64 formula
@@ -649,18 +725,20 @@ def sigmoid(x: Any) -> Any:
 def log_sigmoid(x: Any) -> Any:
     if not _float(x):
         return NotImplemented
-    return (_MODULES or _modules())[2].logsigmoid(x)
+    return _F_LOGSIGMOID(x)
 
 
 def softplus(x: Any, *, beta: Any) -> Any:
-    if not _float(x) or type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
+    if not _THRESHOLD:
+        _tables()
+    if (threshold := _THRESHOLD.get(x.dtype)) is None:
         return NotImplemented
-    softplus = (_MODULES or _modules())[2].softplus
-    threshold = _THRESHOLD[x.dtype]
-    if beta == 1 and threshold == 20:
+    if beta == 1 and threshold == 20 and type(beta) in (int, float):
         # torch's defaults (parsing them costs a third of a 32x10 call)
-        return softplus(x)
-    return softplus(x, beta, threshold)
+        return _F_SOFTPLUS(x)
+    if type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
+        return NotImplemented
+    return _F_SOFTPLUS(x, beta, threshold)
 
 
 # --------------------------------------------------------------------------
@@ -699,42 +777,61 @@ def _ce_loss(logits: Any, t: Any, safe: Any, ignore_index: Any) -> Any:
     return loss64[:, 0].to(logits.dtype)
 
 
-def _small_ce(logits: Any, target: Any, ignore_index: Any, reduction: str) -> Any:
-    """:func:`cross_entropy` of small (N, C) logits (as :func:`_at`) with
-    int64 targets: the losses and their reduction in one call of the C
-    kernel (``_ckernel.cross_entropy_at``), which sums them as the NumPy
-    path does (NumPy's pairwise sum of the float64 losses). NotImplemented
-    where it does not apply, or for a row without a finite maximum or a
-    target out of range (the caller's path then runs)."""
+def _small_ce(
+    logits: Any,
+    target: Any,
+    axis: Any,
+    weight: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    reduction: Any,
+    where: Any,
+) -> Any:
+    """:func:`cross_entropy` of small (N, C) logits with int64 targets, the
+    common small call checked once (as :func:`_small`): the losses and
+    their reduction in one call of the C kernel
+    (``_ckernel.cross_entropy_at``), which sums them as the NumPy path does
+    (NumPy's pairwise sum of the float64 losses). NotImplemented for
+    anything else, or for a row without a finite maximum or a target out of
+    range: the general route then runs."""
     ck = _numpy._ck
-    torch = (_MODULES or _modules())[0]
     if (
         ck is None
-        or logits.numel() > SMALL
+        or type(axis) is not int
+        or type(reduction) is not str
+        or not plain_cross_entropy(weight, ignore_index, label_smoothing, reduction, where)
+    ):
+        return NotImplemented
+    if not _ITEMSIZE:
+        _tables()
+    isz = _ITEMSIZE.get(logits.dtype)
+    torch = (_MODULES or _modules())[0]
+    if (
+        isz is None
+        or logits.ndim != 2
+        or axis not in (-1, 1)
+        or _watched(logits)  # (first: see _small)
+        or not 0 < logits.numel() <= SMALL
+        or not logits.is_cpu
         or not logits.is_contiguous()
         or logits.is_neg()
-        or _needs_grad(logits)
-        or target.dtype != torch.int64
+        or type(target) is not torch.Tensor
+        or target.dtype is not torch.int64
+        or target.ndim != 1
+        or not target.is_cpu
         or not target.is_contiguous()
         or target.is_neg()
-        or logits.data_ptr() % logits.element_size()  # (the kernel reads whole
-        or target.data_ptr() % 8  # floats and integers)
+        or (logits.requires_grad and torch.is_grad_enabled())
     ):
+        return NotImplemented
+    rows, n = logits.shape
+    ptr, tptr = logits.data_ptr(), target.data_ptr()
+    if target.shape[0] != rows or ptr % isz or tptr % 8:  # (whole floats and integers)
         return NotImplemented
     red = _numpy.C_REDUCTIONS[reduction]
     out = logits.new_empty(target.shape if red == 0 else ())  # (on the CPU, as logits)
-    rows, n = logits.shape
-    f64 = logits.dtype == torch.float64
     if not ck.cross_entropy_at(
-        logits.data_ptr(),
-        n * (8 if f64 else 4),
-        rows,
-        n,
-        f64,
-        target.data_ptr(),
-        ignore_index,
-        red,
-        out.data_ptr(),
+        ptr, n * isz, rows, n, isz == 8, tptr, ignore_index, red, out.data_ptr()
     ):
         return NotImplemented
     return out
@@ -758,6 +855,9 @@ def cross_entropy(
     target's difference ``x_{i,y} - m`` is exact (float64 for float32
     input, TwoSum for float64), so a confident, correct prediction (loss
     near 0) keeps its relative accuracy."""
+    args = (logits, target, axis, weight, ignore_index, label_smoothing, reduction, where)
+    if (r := _small_ce(*args)) is not NotImplemented:
+        return r
     torch = (_MODULES or _modules())[0]
     if (
         not plain_cross_entropy(weight, ignore_index, label_smoothing, reduction, where)
@@ -779,8 +879,6 @@ def cross_entropy(
         )
     ):
         return NotImplemented
-    if (r := _small_ce(logits, target, ignore_index, reduction)) is not NotImplemented:
-        return r
     kw = {"axis": axis, "weight": None, "ignore_index": ignore_index, "where": None}
     kw.update(label_smoothing=label_smoothing, reduction=reduction)
     if (r := _via_numpy("cross_entropy", logits, target=target, **kw)) is not NotImplemented:
