@@ -1656,6 +1656,29 @@ def test_c_kernel_log_sigmoid_and_softplus_against_mpmath(sign, dtype):
             ck.log1p_exp(x, out, 2)
         with pytest.raises(ValueError, match="one format and size"):
             ck.log1p_exp(x, np.empty(3, dtype), sign)
+        # By address (large torch float64 tensors): the same bits, on this
+        # thread and over threads, and nothing written past n.
+        f64 = int(dtype == "float64")
+        buf = np.full(x.size + 3, 7.0, dtype)
+        assert ck.log1p_exp_at(x.ctypes.data, buf.ctypes.data, x.size, f64, sign) is True
+        np.testing.assert_array_equal(buf[: x.size], out)
+        assert (buf[x.size :] == 7.0).all()
+        big = np.tile(x, 4)  # (more than 4096 values: the GIL released, threads)
+        one, two = np.empty_like(big), np.empty_like(big)
+        ck.log1p_exp(big, one, sign)
+        assert ck.log1p_exp_at(big.ctypes.data, two.ctypes.data, big.size, f64, sign, 3, 1000)
+        np.testing.assert_array_equal(one, two)
+        with pytest.raises(ValueError, match="bad arguments"):
+            ck.log1p_exp_at(x.ctypes.data, buf.ctypes.data, x.size, f64, 0)
+        with pytest.raises(ValueError, match="bad arguments"):
+            ck.log1p_exp_at(x.ctypes.data, buf.ctypes.data, -1, f64, sign)
+    finally:
+        ck.set_isa(prev)
+    prev = ck.set_isa("portable")
+    try:
+        out = np.full(3, 7.0)
+        assert ck.log1p_exp_at(np.zeros(3).ctypes.data, out.ctypes.data, 3, 1, sign) is False
+        assert (out == 7.0).all()
     finally:
         ck.set_isa(prev)
 
@@ -1745,6 +1768,70 @@ def test_torch_sigmoid_routes():
                 assert fast.numpy().reshape(-1)[0] > 0  # exp(-100): subnormal, not 0
         finally:
             ck.set_isa(prev)
+
+
+@pytest.mark.parametrize("name", ["log_sigmoid", "softplus"])
+def test_torch_log_sigmoid_and_softplus_routes(name, monkeypatch):
+    """torch: large contiguous float64 tensors without autograd (softplus:
+    ``beta`` 1) run the C kernel on their memory (``log1p_exp_at``, over
+    its threads): the NumPy path's bits, special values included. Small
+    ones, float32 ones, strided views, autograd, another ``beta``, and the
+    kernel's decline without AVX-512 take torch's kernels: the generic
+    answers, and autograd's gradient."""
+    torch = _torch()
+    from xact._fastpaths import _torch as ft
+
+    ck = _ck_or_skip()
+    calls = []
+
+    class Counting:
+        def __getattr__(self, attr):
+            if attr == "log1p_exp_at":
+                return lambda *a: calls.append(a[2]) or ck.log1p_exp_at(*a)
+            return getattr(ck, attr)
+
+    monkeypatch.setattr(fnp, "_ck", Counting())
+    func = getattr(xact, name)
+    rng = np.random.default_rng(31)
+    host = (30.0 * rng.standard_normal(ft.SMALL + 5)).astype(np.float64)
+    host[:7] = [NAN, INF, -INF, -800.0, 800.0, 0.0, -0.0]
+    x = torch.tensor(host)
+    before = x.clone()
+    avx512 = "avx512" in ck.isas()
+    out = func(x)
+    assert out.dtype == x.dtype and out.shape == x.shape
+    if avx512:
+        assert calls == [host.size]
+        np.testing.assert_array_equal(out.numpy(), func(host))
+        np.testing.assert_array_equal(np.signbit(out.numpy()), np.signbit(func(host)))
+    np.testing.assert_array_equal(x.numpy(), before.numpy())  # (NaN equal to NaN)
+    calls.clear()
+    # declined: the generic answers all the same
+    declined = [
+        (x[:300], {}),  # small
+        (x.float(), {}),
+        (torch.tensor(np.stack([host, host]).T.copy()).T, {}),  # strided
+    ]
+    if name == "softplus":
+        declined.append((x, {"beta": 2.0}))
+    for arg, kw in declined:
+        fast, generic = _both(lambda a, k=kw: func(a, **k), arg)
+        ulps = ULPS["float32"] if arg.dtype == torch.float32 else TORCH_F64_ULPS
+        _assert_same(fast.numpy(), generic.numpy(), ulps)
+    assert calls == []
+    grad = x[8:].clone().requires_grad_()
+    (g_fast,) = torch.autograd.grad(func(grad).sum(), grad)
+    with _fastpaths.disabled():
+        (g_gen,) = torch.autograd.grad(func(grad).sum(), grad)
+    _assert_same(g_fast.numpy(), g_gen.numpy(), TORCH_F64_ULPS)
+    assert calls == []
+    prev = ck.set_isa("portable")  # (the kernel declines: torch's kernels)
+    try:
+        fast, generic = _both(func, x)
+        _assert_same(fast.numpy(), generic.numpy(), TORCH_F64_ULPS)
+        assert calls == [host.size]
+    finally:
+        ck.set_isa(prev)
 
 
 def test_c_kernel_isa_switch():

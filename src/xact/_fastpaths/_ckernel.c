@@ -1278,6 +1278,22 @@ PyDoc_STRVAR(sigmoid_at_doc,
 "only), in float32 lanes, within 0.78 ULP (AVX-512 only: False, nothing\n"
 "written, where that kernel is not in use).");
 
+/* n values at xa into oa in mode, on this thread for small calls (the GIL
+ * held), else over threads */
+static void ew_at(unsigned long long xa, unsigned long long oa, Py_ssize_t n, int f64, int mode,
+                  int threads, Py_ssize_t chunk)
+{
+    const char *x = (const char *)(uintptr_t)xa;
+    char *o = (char *)(uintptr_t)oa;
+    if (n <= 4096) {
+        ew_run(x, o, n, f64, mode);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        ew_threads(x, o, n, f64, mode, threads, chunk);
+        Py_END_ALLOW_THREADS
+    }
+}
+
 static PyObject *ck_sigmoid_at(PyObject *Py_UNUSED(self), PyObject *args)
 {
     unsigned long long xa, oa;
@@ -1292,16 +1308,31 @@ static PyObject *ck_sigmoid_at(PyObject *Py_UNUSED(self), PyObject *args)
     }
     if (lanes && (f64 || !use_avx512))
         Py_RETURN_FALSE;
-    const char *x = (const char *)(uintptr_t)xa;
-    char *o = (char *)(uintptr_t)oa;
-    int mode = lanes ? EW_SIGMOID_LANES : EW_SIGMOID;
-    if (n <= 4096) {
-        ew_run(x, o, n, f64, mode);
-    } else {
-        Py_BEGIN_ALLOW_THREADS
-        ew_threads(x, o, n, f64, mode, threads, chunk);
-        Py_END_ALLOW_THREADS
+    ew_at(xa, oa, n, f64, lanes ? EW_SIGMOID_LANES : EW_SIGMOID, threads, chunk);
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(log1p_exp_at_doc,
+"log1p_exp_at(x, out, n, f64, sign, threads=1, chunk=1) -> bool\n\n"
+"log1p_exp() on memory given by address: n contiguous float32 (f64 0) or\n"
+"float64 values at x into out, as sigmoid_at(). Only with the AVX-512\n"
+"kernel: returns False, writing nothing, where it is not in use.");
+
+static PyObject *ck_log1p_exp_at(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    unsigned long long xa, oa;
+    Py_ssize_t n, chunk = 1;
+    int f64, sign, threads = 1;
+    if (!PyArg_ParseTuple(args, "KKnii|in:log1p_exp_at", &xa, &oa, &n, &f64, &sign, &threads,
+                          &chunk))
+        return NULL;
+    if (n < 0 || xa == 0 || oa == 0 || (sign != 1 && sign != -1)) {
+        PyErr_SetString(PyExc_ValueError, "log1p_exp_at: bad arguments");
+        return NULL;
     }
+    if (!use_avx512)
+        Py_RETURN_FALSE;
+    ew_at(xa, oa, n, f64, sign < 0 ? EW_LOG_SIGMOID : EW_SOFTPLUS, threads, chunk);
     Py_RETURN_TRUE;
 }
 
@@ -2161,6 +2192,7 @@ static PyMethodDef ck_methods[] = {
     {"sigmoid", ck_sigmoid, METH_VARARGS, sigmoid_doc},
     {"log1p_exp", ck_log1p_exp, METH_VARARGS, log1p_exp_doc},
     {"sigmoid_at", ck_sigmoid_at, METH_VARARGS, sigmoid_at_doc},
+    {"log1p_exp_at", ck_log1p_exp_at, METH_VARARGS, log1p_exp_at_doc},
     {"cross_entropy_at", ck_cross_entropy_at, METH_VARARGS, ce_at_doc},
     {"cross_entropy_reduce", ck_cross_entropy_reduce, METH_VARARGS, ce_reduce_doc},
     {"xla_pool_tasks", ck_xla_pool_tasks, METH_NOARGS,
@@ -2190,9 +2222,9 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[sssssssssssssss]", "cross_entropy", "cross_entropy_at",
+    PyObject *all = Py_BuildValue("[ssssssssssssssss]", "cross_entropy", "cross_entropy_at",
                                   "cross_entropy_reduce", "exp", "exp16", "isas", "log1p_exp",
-                                  "openmp", "rows",
+                                  "log1p_exp_at", "openmp", "rows",
                                   "rows_at", "set_isa", "sigmoid", "sigmoid_at", "xla_handlers",
                                   "xla_pool_tasks");
     if (all == NULL || PyModule_AddObject(m, "__all__", all) < 0) {

@@ -45,6 +45,9 @@ def rows(
     x: Any, out: Any, bad: Any, mode: int, r0: int, r1: int, threads: int = 1, chunk: int = 1, /
 ) -> int: ...
 def log1p_exp(x: Any, out: Any, sign: int, threads: int = 1, chunk: int = 1, /) -> bool: ...
+def log1p_exp_at(
+    x: int, out: int, n: int, f64: int, sign: int, threads: int = 1, chunk: int = 1, /
+) -> bool: ...
 def openmp() -> bool: ...
 def sigmoid(x: Any, out: Any, threads: int = 1, chunk: int = 1, /) -> None: ...
 def sigmoid_at(
@@ -65,6 +68,7 @@ __all__ = [
     "exp16",
     "isas",
     "log1p_exp",
+    "log1p_exp_at",
     "openmp",
     "rows",
     "rows_at",

@@ -45,7 +45,10 @@ axis, the same values come from far fewer passes:
   ``log1p(exp(beta x)) / beta`` below a ``threshold`` and ``x`` above, and
   with the threshold set per dtype where ``exp(-beta x)`` is below half an
   ULP of ``beta x`` (float64: 40, float32: 20) ``x`` *is* the correctly
-  rounded result there.
+  rounded result there. Large float64 tensors without autograd (and
+  ``beta`` 1) take the C kernel instead (``_ckernel.log1p_exp_at``, the
+  NumPy path's bits, over its threads: torch's float64 ``log1p`` is not
+  vectorised).
 
 Rows whose maximum is not finite (+inf, all -inf, NaN) follow special rules;
 they are rare, and are recomputed by the generic code, which defines them,
@@ -80,7 +83,7 @@ __all__ = [
     "softplus",
 ]
 
-_THRESHOLD: dict[Any, float] = {}
+_THRESHOLD: dict[Any, int] = {}
 _ITEMSIZE: dict[Any, int] = {}
 _SIGMOID_TAIL: dict[Any, float] = {}
 _TINY_LOG = 2.0**-16
@@ -89,12 +92,12 @@ recomputed where ``log1p`` of the rest matters (see the module docstring)."""
 
 
 def _tables() -> None:
-    global _F_LOGSIGMOID, _F_SOFTPLUS
+    global _F_LOGSIGMOID, _F_SOFTPLUS, _F64
     import torch
     import torch.nn.functional as F
 
-    _F_LOGSIGMOID, _F_SOFTPLUS = F.logsigmoid, F.softplus
-    _THRESHOLD.update({torch.float64: 40.0, torch.float32: 20.0})
+    _F_LOGSIGMOID, _F_SOFTPLUS, _F64 = F.logsigmoid, F.softplus, torch.float64
+    _THRESHOLD.update({torch.float64: 40, torch.float32: 20})
     _ITEMSIZE.update({torch.float64: 8, torch.float32: 4})
     # Below these, exp(-x) overflows in torch.sigmoid; exp(x) is exact there.
     _SIGMOID_TAIL.update({torch.float64: -700.0, torch.float32: -80.0})
@@ -102,13 +105,7 @@ def _tables() -> None:
 
 _F_LOGSIGMOID: Any = None
 _F_SOFTPLUS: Any = None
-
-
-def _float(x: Any) -> bool:
-    """A float32 or float64 tensor."""
-    if not _THRESHOLD:
-        _tables()
-    return x.dtype in _THRESHOLD
+_F64: Any = None
 
 
 _MODULES: tuple[Any, Any, Any] | None = None
@@ -722,9 +719,47 @@ def sigmoid(x: Any) -> Any:
     return out
 
 
-def log_sigmoid(x: Any) -> Any:
-    if not _float(x):
+def _log1p_exp_at(x: Any, sign: int) -> Any:
+    """log_sigmoid (``sign`` -1) or softplus (+1) of a large float64 tensor
+    (more than :data:`SMALL` elements), without autograd, through the C
+    kernel on its memory (``_ckernel.log1p_exp_at``: the NumPy path's
+    arithmetic and bits), its elements split over the kernel's threads,
+    into a new tensor; NotImplemented where it does not apply (without
+    AVX-512 the kernel declines). On the CPU measured (AMD Zen 4, two
+    threads) it took 0.55x the time of torch's kernels, whose float64
+    ``log1p`` is not vectorised. Not for float32, where torch's float32
+    kernels are quicker than the C kernel's float64 arithmetic (1.46x), nor
+    for small tensors, where the checks and the allocation cost more than
+    they save (3.3 µs against F.logsigmoid's 3.0 at 32x10)."""
+    ck = _numpy._ck
+    if (
+        ck is None
+        or not _plain(x, min_ndim=0)
+        or _needs_grad(x)
+        or not x.is_contiguous()
+        or x.is_neg()
+        or x.data_ptr() % 8  # (the kernel reads whole floats)
+    ):
         return NotImplemented
+    n = x.numel()
+    threads, chunk = _parallel.plan(n, 1)
+    if threads > 1 and not ck.openmp():
+        return NotImplemented
+    out = (_MODULES or _modules())[0].empty_like(x)  # (contiguous, as x is)
+    if ck.log1p_exp_at(x.data_ptr(), out.data_ptr(), n, 1, sign, threads, chunk):
+        return out
+    return NotImplemented
+
+
+def log_sigmoid(x: Any) -> Any:
+    if not _THRESHOLD:
+        _tables()
+    dt = x.dtype
+    if dt not in _THRESHOLD:
+        return NotImplemented
+    if dt is _F64 and x.numel() > SMALL and (r := _log1p_exp_at(x, -1)) is not NotImplemented:
+        return r
+    # F.logsigmoid: the generic formula in one kernel, with autograd.
     return _F_LOGSIGMOID(x)
 
 
@@ -738,6 +773,10 @@ def softplus(x: Any, *, beta: Any) -> Any:
         return _F_SOFTPLUS(x)
     if type(beta) not in (int, float) or not (math.isfinite(beta) and beta > 0):
         return NotImplemented
+    if beta == 1:
+        if x.numel() > SMALL and (r := _log1p_exp_at(x, 1)) is not NotImplemented:
+            return r
+        beta = 1  # (an int and the int threshold: torch parses them quicker)
     return _F_SOFTPLUS(x, beta, threshold)
 
 
