@@ -223,17 +223,22 @@ INLINE double xexp(const uint64_t *TAB, double x, const int careful)
     double y = sc + sc * tmp;
     if (!careful)
         return y;
-    /* Below exp(-700) the scale 2^(k/128) is scaled up by 2^1022 (else
+    /* Below exp(-680) the scale 2^(k/128) is scaled up by 2^1022 (else
      * scale * tmp is subnormal, and rounds to 2^-1074: 0.25 ULP of results
      * near 2^-1021, 0.74 ULP measured), and the
-     * result rounded once to the subnormal spacing (glibc's specialcase). */
+     * result rounded once to the subnormal spacing (glibc's specialcase).
+     * Where the result is normal, y2 >= 1 and y3 = y2 2^-1022 exactly: y's
+     * value, but without y's subnormal scale * tmp, which a caller in an
+     * environment that flushes subnormals to zero (XLA's: the sigmoid
+     * custom call) lost below exp(-671), where |tmp| > 2^-53 can put it
+     * under 2^-1022 (measured: 1.6e-4 relative off near -699.9). */
     double sc2 = asdouble(sbits + (1022ULL << 52));
     double y2 = sc2 + sc2 * tmp;
     double lo = (sc2 - y2) + sc2 * tmp;
     double hi = 1.0 + y2;
     lo = ((1.0 - hi) + y2) + lo;
     double y3 = (y2 < 1.0 ? (hi + lo) - 1.0 : y2) * 0x1p-1022;
-    return x < -700.0 ? y3 : y;
+    return x < -680.0 ? y3 : y;
 }
 
 /* Threads: where the extension is built with OpenMP, a call may split its
