@@ -1160,9 +1160,27 @@ static void sigmoid_run(const char *x, char *o, Py_ssize_t n, int f64)
         sigmoid_f32_portable(x, o, n);
 }
 
-/* Elementwise modes: sigmoid, and (AVX-512 only, use_avx512 checked by the
- * caller) log_sigmoid and softplus. */
+/* Elementwise modes: sigmoid, log_sigmoid, softplus, and the float32 lanes
+ * of sigmoid (AVX-512 only: the caller checks use_avx512). */
 enum { EW_SIGMOID = 0, EW_LOG_SIGMOID = 1, EW_SOFTPLUS = 2, EW_SIGMOID_LANES = 3 };
+
+/* log_sigmoid (sign -1) and softplus (+1) with libm's exp and log1p, in
+ * float64: (min or max)(x, 0) + sign log1p(exp(-|x|)), the generic formula
+ * (NaN stays NaN through exp). For the XLA handler where the AVX-512 kernel
+ * is not in use; the NumPy and torch paths run their own operations there
+ * (log1p_exp() and log1p_exp_at() decline). */
+static void log1p_exp_portable(const char *x, char *o, Py_ssize_t n, int f64, double sign)
+{
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double v = f64 ? ((const double *)x)[j] : (double)((const float *)x)[j];
+        double l = log1p(exp(-fabs(v)));
+        double r = sign < 0 ? (v >= 0.0 ? 0.0 : v) - l : (v >= 0.0 ? v : 0.0) + l;
+        if (f64)
+            ((double *)o)[j] = r;
+        else
+            ((float *)o)[j] = (float)r;
+    }
+}
 
 static void ew_run(const char *x, char *o, Py_ssize_t n, int f64, int mode)
 {
@@ -1175,10 +1193,26 @@ static void ew_run(const char *x, char *o, Py_ssize_t n, int f64, int mode)
         return;
     }
     double sign = mode == EW_LOG_SIGMOID ? -1.0 : 1.0;
-    if (f64)
+    if (!use_avx512)
+        log1p_exp_portable(x, o, n, f64, sign);
+    else if (f64)
         xact_log1p_exp_f64((const double *)x, (double *)o, n, sign);
     else
         xact_log1p_exp_f32((const float *)x, (float *)o, n, sign);
+}
+
+/* ew_run for the XLA handler, in XLA's floating-point environment, where
+ * a float32 log_sigmoid beyond 87.3 (a float64 result between -FLT_MIN and
+ * 0) converts to -0.0: the generic code gives +0.0 there under XLA, which
+ * flushes exp(-x) to 0 before the subtraction (as it does in float64,
+ * where the kernel gives +0.0 too), so those zeros are made +0.0. */
+static void ew_run_xla(const char *x, char *o, Py_ssize_t n, int f64, int mode)
+{
+    ew_run(x, o, n, f64, mode);
+    if (mode == EW_LOG_SIGMOID && !f64)
+        for (Py_ssize_t j = 0; j < n; j++)
+            if (((float *)o)[j] == 0.0f)
+                ((float *)o)[j] = 0.0f;
 }
 
 /* n elements in chunks of chunk over threads OpenMP threads */
@@ -1674,8 +1708,9 @@ static int64_t ffi_count(const xact_ffi_buffer *b, int64_t skip_last)
 typedef struct {
     int refs;                /* the caller and each scheduled task */
     Py_ssize_t next, done;   /* chunks handed out, and finished */
-    Py_ssize_t nchunks, chunk, rows;
-    int ce, f64, mode, has_ignore;
+    Py_ssize_t nchunks, chunk, rows; /* (elementwise: rows are elements) */
+    int ce, ew, f64, mode, has_ignore;
+    fenv_t env;              /* elementwise: the caller's, which tasks take */
     const char *x;
     Py_ssize_t rs, n;
     char *out;               /* rows: out; cross_entropy: the float64 losses */
@@ -1700,11 +1735,13 @@ typedef struct {
     int saved;
 } fp_env;
 
-static void fp_env_enter(fp_env *e)
+/* Saves this thread's environment in e and sets to (FE_DFL_ENV, or another
+ * thread's). */
+static void fp_env_enter(fp_env *e, const fenv_t *to)
 {
     e->saved = fegetenv(&e->env) == 0;
     if (e->saved)
-        fesetenv(FE_DFL_ENV);
+        fesetenv(to);
 }
 
 static void fp_env_leave(fp_env *e)
@@ -1720,7 +1757,10 @@ static void pool_job_work(pool_job *j)
         if (c >= j->nchunks)
             return;
         Py_ssize_t a = c * j->chunk, b = a + j->chunk < j->rows ? a + j->chunk : j->rows;
-        if (j->ce) {
+        if (j->ew) {
+            Py_ssize_t isz = j->f64 ? 8 : 4;
+            ew_run_xla(j->x + a * isz, j->out + a * isz, b - a, j->f64, j->mode);
+        } else if (j->ce) {
             Py_ssize_t k[3] = {0, 0, 0};
             if (j->f64)
                 ce_f64(j->x, j->rs, j->n, j->target, (double *)j->out, a, b, j->has_ignore,
@@ -1743,7 +1783,7 @@ static void pool_job_task(void *data)
 {
     pool_job *j = (pool_job *)data;
     fp_env e;
-    fp_env_enter(&e);
+    fp_env_enter(&e, j->ew ? &j->env : FE_DFL_ENV);
     pool_job_work(j);
     fp_env_leave(&e);
     pool_job_release(j);
@@ -2009,7 +2049,7 @@ static xact_ffi_error *ffi_handle(xact_ffi_call_frame *f,
     if (!ffi_executes(f))
         return NULL;
     fp_env e;
-    fp_env_enter(&e);
+    fp_env_enter(&e, FE_DFL_ENV);
     xact_ffi_error *err = run(f);
     fp_env_leave(&e);
     return err;
@@ -2027,27 +2067,54 @@ static xact_ffi_error *ffi_ce_reduce(xact_ffi_call_frame *f)
     return ffi_handle(f, ffi_ce_reduce_run);
 }
 
-/* sigmoid of a small array (the caller sends only those: one thread), as
- * the NumPy path computes it, but in XLA's floating-point environment:
- * subnormal results flushed to 0 as XLA's own operations flush them, so
- * that a JAX program gives the same zeros whatever its size. A custom call
- * is one opaque operation: XLA's loop for the generic formula, the same
- * size, ran three times slower than jax.nn.sigmoid's in spells. */
-static xact_ffi_error *ffi_sigmoid(xact_ffi_call_frame *f)
+/* elementwise: x (float32/float64) -> out (x's dtype and size).
+ * Attributes: mode (0 sigmoid, 1 log_sigmoid, 2 softplus, 3 sigmoid in
+ * float32 lanes), threads, chunk. As the NumPy path computes them (mode 3:
+ * as the torch path's large float32 tensors), but in XLA's floating-point
+ * environment: subnormal results flushed to 0 as XLA's own operations
+ * flush them, so that a JAX program gives the same zeros whatever its size.
+ * A large array's elements are split in chunks over XLA's pool, as the
+ * rows of xact_rows, each task in the caller's environment; where XLA has
+ * no pool, on the calling thread (an OpenMP team's threads would not be
+ * in XLA's environment). Without the AVX-512 kernel, log_sigmoid and
+ * softplus run libm's functions and mode 3 runs mode 0. A custom call is
+ * one opaque operation: XLA's loop for the generic sigmoid ran three
+ * times slower than jax.nn.sigmoid's in spells at 32x10, and XLA's float64
+ * exp and log1p took 6 times the kernel's time on large arrays. */
+static xact_ffi_error *ffi_elementwise(xact_ffi_call_frame *f)
 {
     if (!ffi_executes(f))
         return NULL;
     xact_ffi_buffer *b[2];
-    if (!ffi_buffers(f, 1, 1, b))
+    int64_t mode, threads, chunk;
+    if (!ffi_buffers(f, 1, 1, b) || !ffi_int_attr(f, "mode", &mode) ||
+        !ffi_int_attr(f, "threads", &threads) || !ffi_int_attr(f, "chunk", &chunk))
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
-                         "xact_sigmoid: takes one buffer and returns one");
+                         "xact_elementwise: takes one buffer, returns one, and needs the "
+                         "attributes mode, threads and chunk");
     const xact_ffi_buffer *x = b[0], *o = b[1];
     int f64 = x->dtype == XACT_FFI_F64;
     int64_t n = ffi_count(x, 0);
-    if (!(f64 || x->dtype == XACT_FFI_F32) || o->dtype != x->dtype || ffi_count(o, 0) != n)
+    if (!(f64 || x->dtype == XACT_FFI_F32) || o->dtype != x->dtype || ffi_count(o, 0) != n ||
+        mode < EW_SIGMOID || mode > EW_SIGMOID_LANES)
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
-                         "xact_sigmoid: x must be float32 or float64, out of its dtype and size");
-    sigmoid_run((const char *)x->data, (char *)o->data, n, f64);
+                         "xact_elementwise: x must be float32 or float64, out of its dtype and "
+                         "size, and mode 0 to 3");
+    if (mode == EW_SIGMOID_LANES && (f64 || !use_avx512))
+        mode = EW_SIGMOID;
+    if (chunk < 1)
+        chunk = 1;
+    pool_job *j = NULL;
+    if (ffi_use_pool(f, threads, n, chunk))
+        j = (pool_job *)calloc(1, sizeof(pool_job));
+    if (j == NULL || fegetenv(&j->env) != 0) { /* (also: out of memory) */
+        free(j);
+        ew_run_xla((const char *)x->data, (char *)o->data, n, f64, (int)mode);
+        return NULL;
+    }
+    j->ew = 1, j->rows = n, j->chunk = chunk, j->f64 = f64, j->mode = (int)mode;
+    j->x = (const char *)x->data, j->out = (char *)o->data;
+    pool_job_run(f, j, (int)threads); /* (elementwise chunks allocate nothing) */
     return NULL;
 }
 
@@ -2062,14 +2129,14 @@ static PyObject *ck_xla_handlers(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(
     PyObject *rows = PyCapsule_New((void *)ffi_rows, NULL, NULL);
     PyObject *ce = rows ? PyCapsule_New((void *)ffi_cross_entropy, NULL, NULL) : NULL;
     PyObject *cr = ce ? PyCapsule_New((void *)ffi_ce_reduce, NULL, NULL) : NULL;
-    PyObject *sg = cr ? PyCapsule_New((void *)ffi_sigmoid, NULL, NULL) : NULL;
-    PyObject *d = sg ? Py_BuildValue("{sOsOsOsO}", "xact_rows", rows, "xact_cross_entropy", ce,
-                                     "xact_cross_entropy_reduce", cr, "xact_sigmoid", sg)
+    PyObject *ew = cr ? PyCapsule_New((void *)ffi_elementwise, NULL, NULL) : NULL;
+    PyObject *d = ew ? Py_BuildValue("{sOsOsOsO}", "xact_rows", rows, "xact_cross_entropy", ce,
+                                     "xact_cross_entropy_reduce", cr, "xact_elementwise", ew)
                      : NULL;
     Py_XDECREF(rows);
     Py_XDECREF(ce);
     Py_XDECREF(cr);
-    Py_XDECREF(sg);
+    Py_XDECREF(ew);
     return d;
 }
 
@@ -2205,7 +2272,7 @@ static PyMethodDef ck_methods[] = {
      "pool so far (for the tests)."},
     {"xla_handlers", ck_xla_handlers, METH_NOARGS,
      "xla_handlers() -> dict: the XLA FFI handlers (PyCapsules) of rows, cross_entropy, "
-     "its small-batch reduction and small sigmoid, "
+     "its small-batch reduction and the sigmoid family, "
      "for jax.ffi.register_ffi_target on the CPU."},
     {"cross_entropy", ck_cross_entropy, METH_VARARGS, ce_doc},
     {"exp", ck_exp, METH_VARARGS, "exp(x, out, careful): the kernel's exp, for the tests."},
