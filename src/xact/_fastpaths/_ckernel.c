@@ -223,7 +223,7 @@ INLINE double xexp(const uint64_t *TAB, double x, const int careful)
     double y = sc + sc * tmp;
     if (!careful)
         return y;
-    /* Below exp(-680) the scale 2^(k/128) is scaled up by 2^1022 (else
+    /* Below exp(-650) the scale 2^(k/128) is scaled up by 2^1022 (else
      * scale * tmp is subnormal, and rounds to 2^-1074: 0.25 ULP of results
      * near 2^-1021, 0.74 ULP measured), and the
      * result rounded once to the subnormal spacing (glibc's specialcase).
@@ -231,14 +231,15 @@ INLINE double xexp(const uint64_t *TAB, double x, const int careful)
      * value, but without y's subnormal scale * tmp, which a caller in an
      * environment that flushes subnormals to zero (XLA's: the sigmoid
      * custom call) lost below exp(-671), where |tmp| > 2^-53 can put it
-     * under 2^-1022 (measured: 1.6e-4 relative off near -699.9). */
+     * under 2^-1022 (measured: 1.6e-4 relative off near -699.9, and 495
+     * ULP at -679.3 with a bound of -680, found in review). */
     double sc2 = asdouble(sbits + (1022ULL << 52));
     double y2 = sc2 + sc2 * tmp;
     double lo = (sc2 - y2) + sc2 * tmp;
     double hi = 1.0 + y2;
     lo = ((1.0 - hi) + y2) + lo;
     double y3 = (y2 < 1.0 ? (hi + lo) - 1.0 : y2) * 0x1p-1022;
-    return x < -680.0 ? y3 : y;
+    return x < -650.0 ? y3 : y;
 }
 
 /* Threads: where the extension is built with OpenMP, a call may split its
@@ -1205,14 +1206,20 @@ static void ew_run(const char *x, char *o, Py_ssize_t n, int f64, int mode)
  * a float32 log_sigmoid beyond 87.3 (a float64 result between -FLT_MIN and
  * 0) converts to -0.0: the generic code gives +0.0 there under XLA, which
  * flushes exp(-x) to 0 before the subtraction (as it does in float64,
- * where the kernel gives +0.0 too), so those zeros are made +0.0. */
-static void ew_run_xla(const char *x, char *o, Py_ssize_t n, int f64, int mode)
+ * where the kernel gives +0.0 too), so 0.0 is added (-0.0 + 0.0 = +0.0;
+ * nothing else changes). A float32 sigmoid of more than EW_LANES elements
+ * takes the float32 lanes (AVX-512), as the torch path's large tensors:
+ * decided here, on the n of this call, so that a vmapped call (more
+ * elements than the traced one) computes as the same call unbatched. */
+#define EW_LANES ((Py_ssize_t)1 << 14) /* xact._fastpaths._numpy.SMALL */
+static void ew_run_xla(const char *x, char *o, Py_ssize_t n, Py_ssize_t total, int f64, int mode)
 {
+    if (mode == EW_SIGMOID && !f64 && use_avx512 && total > EW_LANES)
+        mode = EW_SIGMOID_LANES;
     ew_run(x, o, n, f64, mode);
     if (mode == EW_LOG_SIGMOID && !f64)
         for (Py_ssize_t j = 0; j < n; j++)
-            if (((float *)o)[j] == 0.0f)
-                ((float *)o)[j] = 0.0f;
+            ((float *)o)[j] += 0.0f;
 }
 
 /* n elements in chunks of chunk over threads OpenMP threads */
@@ -1759,7 +1766,7 @@ static void pool_job_work(pool_job *j)
         Py_ssize_t a = c * j->chunk, b = a + j->chunk < j->rows ? a + j->chunk : j->rows;
         if (j->ew) {
             Py_ssize_t isz = j->f64 ? 8 : 4;
-            ew_run_xla(j->x + a * isz, j->out + a * isz, b - a, j->f64, j->mode);
+            ew_run_xla(j->x + a * isz, j->out + a * isz, b - a, j->rows, j->f64, j->mode);
         } else if (j->ce) {
             Py_ssize_t k[3] = {0, 0, 0};
             if (j->f64)
@@ -2068,16 +2075,19 @@ static xact_ffi_error *ffi_ce_reduce(xact_ffi_call_frame *f)
 }
 
 /* elementwise: x (float32/float64) -> out (x's dtype and size).
- * Attributes: mode (0 sigmoid, 1 log_sigmoid, 2 softplus, 3 sigmoid in
- * float32 lanes), threads, chunk. As the NumPy path computes them (mode 3:
- * as the torch path's large float32 tensors), but in XLA's floating-point
- * environment: subnormal results flushed to 0 as XLA's own operations
- * flush them, so that a JAX program gives the same zeros whatever its size.
- * A large array's elements are split in chunks over XLA's pool, as the
- * rows of xact_rows, each task in the caller's environment; where XLA has
- * no pool, on the calling thread (an OpenMP team's threads would not be
- * in XLA's environment). Without the AVX-512 kernel, log_sigmoid and
- * softplus run libm's functions and mode 3 runs mode 0. A custom call is
+ * Attributes: mode (0 sigmoid, 1 log_sigmoid, 2 softplus), threads (at
+ * most), chunk (elements, at most). As the NumPy path computes them (a
+ * float32 sigmoid of more than EW_LANES elements: as the torch path's large
+ * tensors), but in XLA's floating-point environment: subnormal results
+ * flushed to 0 as XLA's own operations flush them, so that a JAX program
+ * gives the same zeros whatever its size. The elements are split as
+ * _parallel.plan(n, 1) splits them, on the n of this call (under vmap,
+ * more than the traced call's): a thread for each 2 chunks, at most
+ * threads, chunks of at most chunk and at least two per thread, over
+ * XLA's pool, as the rows of xact_rows, each task in the caller's
+ * environment; where XLA has no pool, on the calling thread (an OpenMP
+ * team's threads would not be in XLA's environment). Without the AVX-512
+ * kernel, log_sigmoid and softplus run libm's functions. A custom call is
  * one opaque operation: XLA's loop for the generic sigmoid ran three
  * times slower than jax.nn.sigmoid's in spells at 32x10, and XLA's float64
  * exp and log1p took 6 times the kernel's time on large arrays. */
@@ -2096,25 +2106,27 @@ static xact_ffi_error *ffi_elementwise(xact_ffi_call_frame *f)
     int f64 = x->dtype == XACT_FFI_F64;
     int64_t n = ffi_count(x, 0);
     if (!(f64 || x->dtype == XACT_FFI_F32) || o->dtype != x->dtype || ffi_count(o, 0) != n ||
-        mode < EW_SIGMOID || mode > EW_SIGMOID_LANES)
+        mode < EW_SIGMOID || mode > EW_SOFTPLUS || threads < 1 || chunk < 1)
         return ffi_error(f, XACT_FFI_INVALID_ARGUMENT,
                          "xact_elementwise: x must be float32 or float64, out of its dtype and "
-                         "size, and mode 0 to 3");
-    if (mode == EW_SIGMOID_LANES && (f64 || !use_avx512))
-        mode = EW_SIGMOID;
-    if (chunk < 1)
-        chunk = 1;
+                         "size, mode 0, 1 or 2, and threads and chunk positive");
+    int64_t nt = n / (2 * chunk); /* (_parallel: MIN_ELEMENTS = 2 CHUNK_ELEMENTS) */
+    nt = nt < threads ? nt : threads;
+    if (nt > 1) {
+        int64_t per = (n + 2 * nt - 1) / (2 * nt);
+        chunk = per < chunk ? per : chunk;
+    }
     pool_job *j = NULL;
-    if (ffi_use_pool(f, threads, n, chunk))
+    if (ffi_use_pool(f, nt, n, chunk))
         j = (pool_job *)calloc(1, sizeof(pool_job));
     if (j == NULL || fegetenv(&j->env) != 0) { /* (also: out of memory) */
         free(j);
-        ew_run_xla((const char *)x->data, (char *)o->data, n, f64, (int)mode);
+        ew_run_xla((const char *)x->data, (char *)o->data, n, n, f64, (int)mode);
         return NULL;
     }
     j->ew = 1, j->rows = n, j->chunk = chunk, j->f64 = f64, j->mode = (int)mode;
     j->x = (const char *)x->data, j->out = (char *)o->data;
-    pool_job_run(f, j, (int)threads); /* (elementwise chunks allocate nothing) */
+    pool_job_run(f, j, (int)nt); /* (elementwise chunks allocate nothing) */
     return NULL;
 }
 

@@ -182,20 +182,23 @@ def _ffi_ce_reduce(logits: Any, t: Any, ignore_index: int | None, reduction: str
     return call(logits, t, has_ignore=has_ignore, ignore=ignore, reduction=reduction_code)
 
 
-EW_MODES = {"sigmoid": 0, "log_sigmoid": 1, "softplus": 2, "sigmoid_lanes": 3}
+EW_MODES = {"sigmoid": 0, "log_sigmoid": 1, "softplus": 2}
 """The modes of the custom call ``xact_elementwise`` (``_ckernel.c``)."""
 
 
 def _ffi_elementwise(x: Any, mode: int) -> Any:
     """The sigmoid family (:data:`EW_MODES`) of every element of ``x`` in
-    one call of the C kernel; a large array's elements split over XLA's
-    pool."""
+    one call of the C kernel. The call splits a large array's elements over
+    XLA's pool as :func:`._parallel.plan` would, from the number it gets
+    (under ``vmap``, the whole batch's), given the thread budget of the
+    tracing thread and the chunk size; likewise it chooses the float32
+    lanes for a large float32 sigmoid."""
     jax = _jax()
-    nt, chunk = _plan(max(x.size, 1), 1)
     call = jax.ffi.ffi_call(
         "xact_elementwise", jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_method="broadcast_all"
     )
-    return call(x, mode=np.int32(mode), threads=nt, chunk=chunk)
+    threads, chunk = np.int32(_parallel.budget()), np.int64(_parallel.CHUNK_ELEMENTS)
+    return call(x, mode=np.int32(mode), threads=threads, chunk=chunk)
 
 
 # --------------------------------------------------------------------------
@@ -306,16 +309,6 @@ def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
 # sigmoid
 
 
-def _ew_mode(func: str, x: Any) -> int:
-    """The kernel's mode for ``func`` on ``x`` (static: its dtype and size).
-    A large float32 sigmoid takes the float32 lanes of torch's large
-    tensors (within 0.78 ULP; the float64 formula, correctly rounded, took
-    1.05x ``jax.nn.sigmoid``'s time there)."""
-    if func == "sigmoid" and x.dtype == _jnp().float32 and x.size > _numpy.SMALL:
-        return EW_MODES["sigmoid_lanes"]
-    return EW_MODES[func]
-
-
 @functools.cache
 def _elementwise_fn(func: str) -> Callable[[Any], Any]:
     """``func`` of the sigmoid family: the C kernel as one custom call on the
@@ -329,7 +322,7 @@ def _elementwise_fn(func: str) -> Callable[[Any], Any]:
             return getattr(xact, func)(x)
 
     def cpu(x: Any) -> Any:
-        return _ffi_elementwise(x, _ew_mode(func, x))
+        return _ffi_elementwise(x, EW_MODES[func])
 
     f = jax.custom_jvp(lambda x: jax.lax.platform_dependent(x, cpu=cpu, default=generic))
     f.defjvp(lambda primals, tangents: jax.jvp(generic, primals, tangents))

@@ -31,7 +31,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["CHUNK_ELEMENTS", "MIN_ELEMENTS", "cores", "num_threads", "plan", "share", "split"]
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "MIN_ELEMENTS",
+    "budget",
+    "cores",
+    "num_threads",
+    "plan",
+    "share",
+    "split",
+]
 
 _T = TypeVar("_T")
 
@@ -90,11 +99,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def budget() -> int:
+    """The threads a large call from this thread may use: :func:`num_threads`
+    on the main thread, else 1 (see the module docstring)."""
+    if threading.current_thread() is threading.main_thread():
+        return num_threads()
+    return 1
+
+
 def _threads(n_items: int, item_size: int) -> int:
     nt = min(n_items, (n_items * item_size) // MIN_ELEMENTS)
-    if nt > 1 and threading.current_thread() is threading.main_thread():
-        return min(nt, num_threads())
-    return 1
+    return min(nt, budget()) if nt > 1 else 1
 
 
 def plan(n_items: int, item_size: int) -> tuple[int, int]:

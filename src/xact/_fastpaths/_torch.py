@@ -745,10 +745,12 @@ def _log1p_exp_at(x: Any, sign: int) -> Any:
     threads, chunk = _parallel.plan(n, 1)
     if threads > 1 and not ck.openmp():
         return NotImplemented
+    # (no values: whether the kernel is in use, before a full-size output)
+    if not ck.log1p_exp_at(x.data_ptr(), x.data_ptr(), 0, 1, sign):
+        return NotImplemented
     out = (_MODULES or _modules())[0].empty_like(x)  # (contiguous, as x is)
-    if ck.log1p_exp_at(x.data_ptr(), out.data_ptr(), n, 1, sign, threads, chunk):
-        return out
-    return NotImplemented
+    ck.log1p_exp_at(x.data_ptr(), out.data_ptr(), n, 1, sign, threads, chunk)
+    return out
 
 
 def log_sigmoid(x: Any) -> Any:
