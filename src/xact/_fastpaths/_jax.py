@@ -33,7 +33,8 @@ is one call too (``xact_elementwise``).
 
 Declined (the generic code runs): other dtypes, empty arrays, rows longer
 than ``MAX_ROW``, ``where=``/``b=``/``return_sign``/temperature, tuples
-of several axes, weights, smoothing, probability targets; and everything
+of several axes, weights, smoothing, probability targets, ``softplus``
+with a ``beta`` other than 1; and everything
 when the C kernel is not built or the custom calls do not register and
 run (checked once, on a one-row call).
 """
