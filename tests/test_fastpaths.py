@@ -1106,17 +1106,18 @@ def test_numpy_threads_give_the_same_bits(dtype, monkeypatch, kernel):
 
 @pytest.mark.parametrize("isa", ["avx512", "portable"])
 @pytest.mark.parametrize("mode", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("shape", [(1040, 1013), (16384, 67), (209716, 5)])
+@pytest.mark.parametrize("shape", [(17, 65599), (1040, 1013), (209716, 5)])
 def test_c_kernel_large_outputs_give_the_same_bits(shape, mode, isa):
-    """A call whose float32 output is 4 MiB or more, in rows of 64 floats or
-    more, writes it with non-temporal stores (AVX-512), from each row's
-    first 32-byte boundary on: the same rows computed in calls too small for
-    that give the same bits, at every offset of the output (rows of 1013 and
-    67 floats start at each offset mod 32 bytes; rows of 5 do not stream),
-    over 1 and 3 threads, and by address (``rows_at``, as large torch
-    tensors take it). An output that is not 4-byte aligned (only the
-    private API can pass one) is written with normal stores (found in
-    review: the non-temporal stores faulted there)."""
+    """A call whose float32 output is 4 MiB or more, in rows of 65536
+    floats or more (softmax: 32768), writes it with non-temporal stores
+    (AVX-512), from each row's first 32-byte boundary on: the same rows
+    computed in calls too small for that give the same bits, at every
+    offset of the output (rows of 65599 floats start at each offset mod 32
+    bytes), over 1 and 3 threads, and by address (``rows_at``, as large
+    torch tensors take it). Shorter rows (1013, 5) write large outputs with
+    normal stores, the same bits again. An output that is not 4-byte
+    aligned (only the private API can pass one) is written with normal
+    stores (found in review: the non-temporal stores faulted there)."""
     ck = _ck_or_skip()
     prev = _isa_or_skip(isa)
     try:
@@ -1127,8 +1128,9 @@ def test_c_kernel_large_outputs_give_the_same_bits(shape, mode, isa):
         code = fnp.C_MODES[mode]
         bad = np.zeros(rows, np.uint8)
         ref = np.zeros_like(x)
-        for r0 in range(0, rows, 64):  # 64 rows: below the size that streams
-            ck.rows(x, ref, bad, code, r0, min(rows, r0 + 64))
+        step = (1 << 19) // n  # rows of half the size that streams
+        for r0 in range(0, rows, step):
+            ck.rows(x, ref, bad, code, r0, min(rows, r0 + step))
         assert bad.nonzero()[0].tolist() == [7]
         buf = np.zeros(rows * n + 8, np.float32)
         for shift in (0, 1, 3):  # the output's offset, in floats
@@ -2129,3 +2131,80 @@ def test_cross_entropy_zero_losses_keep_the_generic_sign(dtype, isa):
             assert fast[-1] == 0 and torch.signbit(fast[-1])
     finally:
         _ck_or_skip().set_isa(prev)
+
+
+def _vm_flags(addr):
+    """The VmFlags of the mapping holding ``addr`` (Linux: /proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
+def test_torch_large_outputs_are_advised_huge_pages():
+    """The C kernel's outputs of 4 MiB or more in torch tensors are advised
+    MADV_HUGEPAGE (as NumPy advises its arrays: on a fresh 128 MiB output
+    their page faults cost more than the arithmetic), with the values of
+    the generic code; the switch ``_ckernel.hugepages`` (which the torch
+    path sets from NumPy's) turns that off, and smaller outputs are never
+    advised. (The switch is checked on fresh mappings of our own: a torch
+    output may sit where a NumPy array, advised by NumPy, was before.)"""
+    import mmap
+
+    torch = _torch()
+    ck = _ck_or_skip()
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            thp = f.read()
+    except OSError:
+        pytest.skip("no transparent huge pages here (not Linux, or not built in)")
+    if "[never]" in thp:
+        pytest.skip("transparent huge pages are switched off on this machine")
+    from xact._fastpaths import _torch as ft
+
+    ft._modules()
+    core = getattr(np, "_core", None) or np.core
+    assert ck.hugepages() == bool(core.multiarray._get_madvise_hugepage())
+    xn = _random((1152, 8192), "float32")  # 36 MiB
+    x = torch.tensor(xn)
+    y = x.double()
+    calls = {
+        "softmax": lambda: xact.softmax(x, axis=-1),
+        "log_softmax": lambda: xact.log_softmax(x, axis=-1),
+        "sigmoid": lambda: xact.sigmoid(x),
+        "log_sigmoid float64": lambda: xact.log_sigmoid(y),
+    }
+    prev = ck.hugepages(True)
+    try:
+        for name, call in calls.items():
+            out = call()
+            mid = out.data_ptr() + out.numel() * out.element_size() // 2
+            assert "hg" in _vm_flags(mid), name
+            with _fastpaths.disabled():
+                ref = call()
+            _assert_same(out.numpy(), ref.numpy(), ULPS[str(out.dtype).split(".")[1]])
+        for on in (True, False):
+            ck.hugepages(on)
+            for rows in (1152, 64):  # 36 MiB, and 2 MiB: never advised
+                size = rows * 8192 * 4
+                with mmap.mmap(-1, size) as m:
+                    out = np.frombuffer(m, np.float32).reshape(rows, 8192)
+                    assert (
+                        ck.rows_at(xn.ctypes.data, 8192 * 4, rows, 8192, out.ctypes.data, 1, 0) == 0
+                    )
+                    assert ("hg" in _vm_flags(out.ctypes.data)) == (on and rows > 64), (on, rows)
+                    np.testing.assert_array_equal(out, xact.softmax(xn[:rows], axis=-1))
+                    del out
+                with mmap.mmap(-1, size) as m:
+                    out = np.frombuffer(m, np.float32)
+                    assert ck.sigmoid_at(xn.ctypes.data, out.ctypes.data, rows * 8192, 0)
+                    assert ("hg" in _vm_flags(out.ctypes.data)) == (on and rows > 64), (on, rows)
+                    del out
+    finally:
+        ck.hugepages(prev)

@@ -45,6 +45,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define CUTOFF 1000.0 /* xact._kernel.CUTOFF */
 #define LARGEST XACT_LARGEST
@@ -618,18 +621,24 @@ static Py_ssize_t rows_f32_avx512(const char *x, Py_ssize_t rs, Py_ssize_t n, ch
 
 /* Whether the rows of a call (rows of n) write their output with
  * non-temporal stores: softmax and log_softmax of float32, on AVX-512, where
- * the output is larger than STREAM_BYTES (larger than the L2 caches of the
- * CPUs measured, 1 to 2 MiB a core). On AMD Zen 4, 4096x1000 float32:
- * softmax 20 to 25% faster (a normal store first reads the line it
- * writes). The float64 rows write their terms into the output and divide
- * them there, so its lines are in cache already. */
+ * the output is larger than STREAM_BYTES and the memory a row's passes
+ * touch (x's row and the output's, and softmax's float64 terms: 16 bytes
+ * an entry; log_softmax 8) is STREAM_ROW_BYTES or more, half the L2 cache
+ * a core of AMD Zen 4 has (1 MiB). There a normal store's line takes L2
+ * space the row's next pass needs: measured on Zen 4 (2 threads), a
+ * float32 softmax of 64x50257 (804 KB a row) took 7 to 20% less time
+ * streamed. Shorter rows stay in cache either way, and a normal store
+ * then wins: the line it reads first is often in cache already (an output
+ * where the allocator's last output was, or a page the kernel has just
+ * zeroed): 4096x1000, 5 to 10% less time than streamed. The float64 rows
+ * write their terms into the output and divide them there, so its lines
+ * are in cache already. */
 #define STREAM_BYTES ((Py_ssize_t)4 << 20)
-/* (Rows of fewer than 64 floats do not stream: each row ends with a fence,
- * and a short row is mostly its unaligned head and tail.) */
+#define STREAM_ROW_BYTES ((Py_ssize_t)512 << 10)
 static int streams(Py_ssize_t rows, Py_ssize_t n, int f64, int mode)
 {
-    return !f64 && (mode == SOFTMAX || mode == LOG_SOFTMAX) && n >= 64 &&
-           rows * n >= STREAM_BYTES / 4;
+    return !f64 && (mode == SOFTMAX || mode == LOG_SOFTMAX) &&
+           n * (mode == SOFTMAX ? 16 : 8) >= STREAM_ROW_BYTES && rows * n >= STREAM_BYTES / 4;
 }
 
 /* stream: see streams() */
@@ -1317,6 +1326,49 @@ static PyObject *ck_log1p_exp(PyObject *Py_UNUSED(self), PyObject *args)
     Py_RETURN_TRUE;
 }
 
+/* ------------------------------------------------------------------------
+ * Transparent huge pages for the outputs of the by-address entry points
+ * (*_at: torch tensors, which torch's CPU allocator takes from malloc):
+ * where one is HUGE_BYTES or more, its whole pages are advised
+ * MADV_HUGEPAGE before the kernel first writes them, as NumPy advises each
+ * array of 4 MiB or more (numpy/_core/src/multiarray/alloc.c). An output
+ * of more than 32 MiB is a fresh mmap() on every call (glibc's largest
+ * threshold for reusing freed memory), and on the VM measured (AMD Zen 4,
+ * 4 KiB pages) its page faults cost more than the arithmetic: a float32
+ * softmax of 1024x32768 (128 MiB) took 63 ms into a tensor from
+ * torch.empty_like, 26 ms into a NumPy array. The advice changes no value
+ * and is only a hint (the kernel may decline it); it follows NumPy's
+ * switch (hugepages(), set from np._core.multiarray._get_madvise_hugepage
+ * by the torch path), and is not given where the platform has none. */
+#define HUGE_BYTES ((size_t)4 << 20)
+static int advise_huge = 1;
+
+static void advise_out(void *o, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (!advise_huge || bytes < HUGE_BYTES)
+        return;
+    const uintptr_t page = 4096;
+    uintptr_t a = ((uintptr_t)o + page - 1) & ~(page - 1);
+    uintptr_t e = ((uintptr_t)o + bytes) & ~(page - 1);
+    if (e > a)
+        (void)madvise((void *)a, e - a, MADV_HUGEPAGE); /* (a hint: errors ignored) */
+#else
+    (void)o, (void)bytes;
+#endif
+}
+
+static PyObject *ck_hugepages(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    int on = -1;
+    if (!PyArg_ParseTuple(args, "|p:hugepages", &on))
+        return NULL;
+    int prev = advise_huge;
+    if (on >= 0)
+        advise_huge = on;
+    return PyBool_FromLong(prev);
+}
+
 PyDoc_STRVAR(sigmoid_at_doc,
 "sigmoid_at(x, out, n, f64, threads=1, chunk=1, lanes=False) -> bool\n\n"
 "sigmoid() on memory given by address: n contiguous float32 (f64 0) or\n"
@@ -1331,6 +1383,7 @@ static void ew_at(unsigned long long xa, unsigned long long oa, Py_ssize_t n, in
 {
     const char *x = (const char *)(uintptr_t)xa;
     char *o = (char *)(uintptr_t)oa;
+    advise_out(o, (size_t)n * (f64 ? 8 : 4));
     if (n <= 4096) {
         ew_run(x, o, n, f64, mode);
     } else {
@@ -1452,6 +1505,8 @@ static PyObject *ck_rows_at(PyObject *Py_UNUSED(self), PyObject *args)
     memset(bad, 0, (size_t)rows);
     const char *x = (const char *)(uintptr_t)xa;
     char *out = (char *)(uintptr_t)oa;
+    if (mode != LSE)
+        advise_out(out, (size_t)rows * (size_t)n * (f64 ? 8 : 4));
     PyThreadState *ts = rows * n > AT_HOLD_GIL ? PyEval_SaveThread() : NULL;
     Py_ssize_t nbad = rows_threads(x, rs, n, out, bad, 0, rows, mode, f64, threads, chunk);
     if (ts != NULL)
@@ -2271,6 +2326,10 @@ static PyMethodDef ck_methods[] = {
      "[-700, 0]: the float32 rows' (no tails), or with full the float64 rows'."},
     {"set_isa", ck_set_isa, METH_VARARGS, set_isa_doc},
     {"isas", ck_isas, METH_NOARGS, "isas() -> tuple: the kernels (set_isa) this CPU can run."},
+    {"hugepages", ck_hugepages, METH_VARARGS,
+     "hugepages([on]) -> bool: whether the *_at entry points advise their outputs of 4 MiB or "
+     "more MADV_HUGEPAGE (Linux); sets it where on is given, and returns the previous "
+     "setting."},
     {"rows", ck_rows, METH_VARARGS, rows_doc},
     {"rows_at", ck_rows_at, METH_VARARGS, rows_at_doc},
     {"sigmoid", ck_sigmoid, METH_VARARGS, sigmoid_doc},
@@ -2306,8 +2365,9 @@ PyMODINIT_FUNC PyInit__ckernel(void)
     if (pthread_atfork(NULL, NULL, omp_after_fork_in_child) != 0)
         omp_usable = 0;
 #endif
-    PyObject *all = Py_BuildValue("[ssssssssssssssss]", "cross_entropy", "cross_entropy_at",
-                                  "cross_entropy_reduce", "exp", "exp16", "isas", "log1p_exp",
+    PyObject *all = Py_BuildValue("[sssssssssssssssss]", "cross_entropy", "cross_entropy_at",
+                                  "cross_entropy_reduce", "exp", "exp16", "hugepages", "isas",
+                                  "log1p_exp",
                                   "log1p_exp_at", "openmp", "rows",
                                   "rows_at", "set_isa", "sigmoid", "sigmoid_at", "xla_handlers",
                                   "xla_pool_tasks");
