@@ -9,7 +9,7 @@ the output, so the result is bit-for-bit the same for any number of threads.
 
 * The number of threads is the environment variable ``XACT_NUM_THREADS``
   (read at every call; ``1`` switches threading off), else the number of
-  cores this process may run on.
+  cores this process may run on (asked once, and again in a forked child).
 * Only calls from the main thread are split. A call from another thread is
   already part of someone's parallel work (a Dask worker, a thread pool), and
   splitting it again would only oversubscribe the cores.
@@ -29,7 +29,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -64,26 +64,57 @@ _pool_size = 0
 _lock = threading.Lock()
 
 
+_CORES = 0
+
+
 def cores() -> int:
-    """The number of cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+    """The number of cores this process may run on, asked once (a system
+    call, a microsecond: every large call asks) and again after ``fork()``."""
+    global _CORES
+    if not _CORES:
+        try:
+            _CORES = len(os.sched_getaffinity(0)) or 1
+        except (AttributeError, OSError):  # not on Linux
+            _CORES = os.cpu_count() or 1
+    return _CORES
+
+
+def _env_reader() -> tuple[Any, Any, Any]:
+    """``(environ, data, key)``: ``data.get(key)`` reads ``XACT_NUM_THREADS``
+    (None where unset), in one lookup in ``os.environ``'s own dict on
+    CPython, as :func:`xact._fastpaths._env_reader` reads its variable:
+    ``os.environ.get`` encodes the key and, where it is unset, raises and
+    catches a KeyError, 1.3 µs a call."""
+    env = os.environ
+    data, encode = getattr(env, "_data", None), getattr(env, "encodekey", None)
+    decode = getattr(env, "decodevalue", None)
+    if isinstance(data, dict) and callable(encode) and callable(decode):
+        return env, data, encode(_ENV)
+    return env, env, _ENV
+
+
+_READ_ENV = _env_reader()
 
 
 def num_threads() -> int:
     """The number of threads a large call may use (at least 1)."""
-    env = os.environ.get(_ENV, "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"{_ENV} must be a positive integer, got {env!r}") from None
-        if n < 1:
-            raise ValueError(f"{_ENV} must be a positive integer, got {env!r}")
-        return n
-    return cores()
+    global _READ_ENV
+    environ, data, key = _READ_ENV
+    if environ is not os.environ:  # (replaced, as a test may do)
+        environ, data, key = _READ_ENV = _env_reader()
+    raw = data.get(key)
+    if raw is None:
+        return cores()
+    text = (raw if data is environ else environ.decodevalue(raw)).strip()
+    if not text:
+        return cores()
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"{_ENV} must be a positive integer, got {text!r}") from None
+    if n < 1:
+        raise ValueError(f"{_ENV} must be a positive integer, got {text!r}")
+    return n
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
@@ -99,8 +130,8 @@ def _get_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _forget_pool() -> None:
-    global _pool, _pool_size, _lock
-    _pool, _pool_size, _lock = None, 0, threading.Lock()
+    global _pool, _pool_size, _lock, _CORES
+    _pool, _pool_size, _lock, _CORES = None, 0, threading.Lock(), 0
 
 
 if hasattr(os, "register_at_fork"):

@@ -321,15 +321,18 @@ def _at(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
 
 
 def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
-    """The common small call, checked once: logsumexp (``mode`` 0, with
+    """The common call, checked once: logsumexp (``mode`` 0, with
     ``keepdims``), softmax (1) or log_softmax (2) of a contiguous float32 or
-    float64 CPU tensor of at most :data:`SMALL` elements, along its last
-    axis (an int), without autograd, with no transform watching (see
-    :func:`_plain`), in one call of the C kernel on its memory: what
-    :func:`_at` does for it, without the general route's layers and
-    repeated checks (a microsecond of a 32x10 call's 3 to 5). NotImplemented
-    for anything else, and where a row has no finite maximum: the general
-    route then runs."""
+    float64 CPU tensor along its last axis (an int), without autograd, with
+    no transform watching (see :func:`_plain`), in one call of the C kernel
+    on its memory: what :func:`_at` does for it, without the general
+    route's layers and repeated checks (a microsecond of a 32x10 call's 3
+    to 5; for a large call 3 µs, and 10 to 15 µs with the caches cold after
+    a large torch operation). Above :data:`SMALL` elements its rows are
+    split over the kernel's OpenMP threads, as :func:`_at` splits them.
+    NotImplemented for anything else (rows longer than
+    :data:`._numpy.MAX_ROW`, a forked child without OpenMP), and where a
+    row has no finite maximum: the general route then runs."""
     ck = _numpy._ck
     if ck is None or type(axis) is not int:
         return NotImplemented
@@ -342,7 +345,7 @@ def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
     if isz is None or ndim == 0 or (axis != -1 and axis != ndim - 1) or _watched(x):
         return NotImplemented
     size = x.numel()
-    if not 0 < size <= SMALL or not x.is_cpu or not x.is_contiguous() or x.is_neg():
+    if not size or not x.is_cpu or not x.is_contiguous() or x.is_neg():
         return NotImplemented
     torch = (_MODULES or _modules())[0]
     if x.requires_grad and torch.is_grad_enabled():
@@ -351,12 +354,19 @@ def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
     if ptr % isz:  # (the kernel reads whole floats)
         return NotImplemented
     n = x.shape[-1]
+    threads = chunk = 1
+    if size > SMALL:
+        if n > _numpy.MAX_ROW:
+            return NotImplemented
+        threads, chunk = _parallel.plan(size // n, n)
+        if threads > 1 and not ck.openmp():
+            return NotImplemented
     if mode:
         out = torch.empty_like(x)  # (contiguous, on the CPU: see _at)
     else:
         shape = x.shape[:-1]
         out = x.new_empty((*shape, 1) if keepdims else shape)
-    if ck.rows_at(ptr, n * isz, size // n, n, out.data_ptr(), mode, isz == 8):
+    if ck.rows_at(ptr, n * isz, size // n, n, out.data_ptr(), mode, isz == 8, threads, chunk):
         return NotImplemented
     return out
 
