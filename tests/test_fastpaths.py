@@ -504,26 +504,29 @@ def _special_3d(dtype):
     return host.reshape(-1, 8, 6)
 
 
-TORCH_ROUTES = ["small", "at", "numpy", "c", "torch", "torch-blocks"]
+TORCH_ROUTES = ["small", "large", "at", "numpy", "c", "torch", "torch-blocks"]
 
 
 def _torch_route(route, monkeypatch):
     """Small tensors take the C kernel on their own memory ("small", where
     it applies), else the NumPy fast path on a view of it ("numpy": the
-    first switched off); "at" makes them take the C kernel on their own
-    memory as large ones do (threads planned, the GIL released), "c" the C
+    first switched off); "large" makes them take the C kernel on their own
+    memory as large ones do (:func:`_small`'s checks, threads planned, the
+    GIL released), "at" the same through the general route's :func:`_at`
+    (where the axis is not an int, or ``_small`` declines), "c" the C
     kernel through NumPy views as large strided ones do, "torch" torch's
     own operations (where the C kernel is not built), "torch-blocks" those
     in blocks of a few rows, so that rows to recompute fall into several."""
     from xact._fastpaths import _torch as ft
 
-    if route not in ("small", "at"):
-        monkeypatch.setattr(ft, "_small", lambda *a, **k: NotImplemented)
+    if route not in ("small", "large", "at"):
         monkeypatch.setattr(ft, "_at", lambda *a, **k: NotImplemented)
         monkeypatch.setattr(ft, "_small_ce", lambda *a, **k: NotImplemented)
+    if route not in ("small", "large"):
+        monkeypatch.setattr(ft, "_small", lambda *a, **k: NotImplemented)
     if route not in ("small", "numpy"):
         monkeypatch.setattr(ft, "SMALL", 0)
-    if route in ("at", "c") and fnp._ck is None:
+    if route in ("large", "at", "c") and fnp._ck is None:
         if os.environ.get("CI"):
             pytest.fail("the C kernel is not built (CI has a compiler: it must be)")
         pytest.skip("the C kernel is not built (no C compiler at install time)")
@@ -835,10 +838,11 @@ def test_torch_small_tensors_on_their_own_memory(dtype, monkeypatch):
     for func, args, kw in others:
         fast, generic = _both(lambda a, f=func, r=args[1:], k=kw: f(a, *r, **k), args[0])
         _assert_same(fast.numpy(), generic.numpy(), ULPS[dtype])
-    # (special rows: the small route's call declines, then the general
-    # route's, and the NumPy route computes the generic rules for them; for
-    # cross_entropy the generic code's log_softmax does the same)
-    assert calls.count("rows_at") == 8 and calls.count("cross_entropy_at") == 2
+    # (special rows: the small route's call declines, the general route
+    # does not call the kernel on the same rows again (_at), and the NumPy
+    # route computes the generic rules for them; for cross_entropy the
+    # generic code's log_softmax does the same)
+    assert calls.count("rows_at") == 4 and calls.count("cross_entropy_at") == 2
     calls.clear()
     grad = x.clone().requires_grad_()
     out = xact.log_softmax(grad, axis=-1)
@@ -2180,6 +2184,8 @@ def test_torch_large_outputs_are_advised_huge_pages():
         "sigmoid": lambda: xact.sigmoid(x),
         "log_sigmoid float64": lambda: xact.log_sigmoid(y),
     }
+    if "avx512" not in ck.isas():  # (torch's own kernels run these there)
+        del calls["sigmoid"], calls["log_sigmoid float64"]
     prev = ck.hugepages(True)
     try:
         for name, call in calls.items():
@@ -2206,5 +2212,100 @@ def test_torch_large_outputs_are_advised_huge_pages():
                     assert ck.sigmoid_at(xn.ctypes.data, out.ctypes.data, rows * 8192, 0)
                     assert ("hg" in _vm_flags(out.ctypes.data)) == (on and rows > 64), (on, rows)
                     del out
+        # Only the whole pages of an output are advised: not the page it
+        # starts in 100 bytes after its start, nor the one it ends in.
+        ck.hugepages(True)
+        page = mmap.PAGESIZE
+        size = 1152 * 8192 * 4
+        with mmap.mmap(-1, size + 2 * page) as m:
+            base = np.frombuffer(m, np.uint8).ctypes.data
+            out = np.frombuffer(m, np.float32, count=size // 4, offset=100)
+            assert ck.rows_at(xn.ctypes.data, 8192 * 4, 1152, 8192, out.ctypes.data, 2, 0) == 0
+            np.testing.assert_array_equal(out.reshape(1152, 8192), xact.log_softmax(xn, axis=-1))
+            end = 100 + size  # (inside the last page of the output)
+            assert "hg" not in _vm_flags(base), "first page"
+            assert "hg" in _vm_flags(base + page), "second page"
+            assert "hg" in _vm_flags(base + end - end % page - 1), "last whole page"
+            assert "hg" not in _vm_flags(base + end - end % page), "last page"
+            del out
     finally:
         ck.hugepages(prev)
+
+
+def test_plan_chunks_and_thread_count(monkeypatch):
+    """_parallel.plan: chunks of about 2^16 elements, but of at least four
+    rows while each thread gets two chunks (the row loops prefetch the next
+    row of their chunk); XACT_NUM_THREADS is read at every call, from
+    whatever os.environ is then; the core count is asked once, and again in
+    a forked child."""
+    from xact._fastpaths import _parallel
+
+    monkeypatch.setenv("XACT_NUM_THREADS", "2")
+    assert _parallel.plan(4096, 1000) == (2, 65)  # 2^16 // 1000
+    assert _parallel.plan(64, 50257) == (2, 4)
+    assert _parallel.plan(1024, 32768) == (2, 4)
+    assert _parallel.plan(8, 10**6) == (2, 2)  # two chunks a thread
+    assert _parallel.plan(3, 10**6) == (2, 1)
+    assert _parallel.plan(10**7, 1) == (2, 1 << 16)
+    monkeypatch.setenv("XACT_NUM_THREADS", " 3 ")
+    assert _parallel.num_threads() == 3
+    replaced = dict(os.environ, XACT_NUM_THREADS="5")
+    monkeypatch.setattr(os, "environ", replaced)
+    assert _parallel.num_threads() == 5
+    replaced["XACT_NUM_THREADS"] = "0"
+    with pytest.raises(ValueError, match="XACT_NUM_THREADS must be a positive integer"):
+        _parallel.num_threads()
+    del replaced["XACT_NUM_THREADS"]
+    assert _parallel.num_threads() == _parallel.cores() >= 1
+    if not hasattr(os, "fork"):
+        return
+    # (in a fresh interpreter: this one may run JAX's threads, and fork
+    # warns there)
+    import subprocess
+    import sys
+
+    script = """
+import os
+from xact._fastpaths import _parallel
+n = _parallel.cores()
+assert n >= 1 and _parallel._CORES == n  # asked once, kept
+pid = os.fork()
+if pid == 0:  # the child: forgotten, asked again
+    os._exit(0 if _parallel._CORES == 0 and _parallel.cores() == n else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_torch_large_special_rows_run_the_kernel_once(name, monkeypatch):
+    """A large tensor with a row the kernel leaves to the caller (all -inf,
+    as a fully masked attention row) gets the generic answers, and the
+    kernel's first pass over it (``_small``) is not repeated by the general
+    route's ``_at`` before the route that computes those rows runs (found
+    in review: three passes where one finds the row)."""
+    torch = _torch()
+    ck = _ck_or_skip()
+    from xact._fastpaths import _torch as ft
+
+    calls = []
+
+    class Counting:
+        def __getattr__(self, attr):
+            return getattr(ck, attr)
+
+        def rows_at(self, *args):
+            calls.append(args)
+            return ck.rows_at(*args)
+
+    monkeypatch.setattr(fnp, "_ck", Counting())
+    host = _random((4 * ft.SMALL // 512 + 8, 512), "float32")
+    host[3] = -np.inf
+    x = torch.tensor(host)
+    fast, generic = _both(getattr(xact, name), x, axis=-1)
+    _assert_same(fast.numpy(), generic.numpy(), ULPS["float32"])
+    assert len(calls) == 1

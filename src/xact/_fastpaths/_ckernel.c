@@ -47,6 +47,7 @@
 #include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 #define CUTOFF 1000.0 /* xact._kernel.CUTOFF */
@@ -1348,7 +1349,11 @@ static void advise_out(void *o, size_t bytes)
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (!advise_huge || bytes < HUGE_BYTES)
         return;
-    const uintptr_t page = 4096;
+    static uintptr_t page = 0; /* (16 or 64 KiB on some arm64 and ppc64 kernels) */
+    if (page == 0) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 && (ps & (ps - 1)) == 0 ? (uintptr_t)ps : 4096;
+    }
     uintptr_t a = ((uintptr_t)o + page - 1) & ~(page - 1);
     uintptr_t e = ((uintptr_t)o + bytes) & ~(page - 1);
     if (e > a)

@@ -117,7 +117,8 @@ I512 __m512d exp8(__m512d s, Tab T)
  * worst relative error is 9.45e-12 either way, the polynomial's). One
  * operation less than reduce16; the float32 terms are loaded as two halves
  * of 8 floats (no extract). Together 6 to 7% less time for a float32
- * softmax (AMD Zen 4). */
+ * softmax (AMD Zen 4). The float32 sigmoid in float64 lanes (below) takes
+ * it too: its 1e-10 before the rounding is unchanged. */
 #define D2 0x1.0000000000000p-1 /* (exp(r) - 1 - r) / r^2, degree 2: chebyfit */
 #define D3 0x1.5556e6d5c0e85p-3
 #define D4 0x1.55566100223bfp-5

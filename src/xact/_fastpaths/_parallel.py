@@ -9,7 +9,9 @@ the output, so the result is bit-for-bit the same for any number of threads.
 
 * The number of threads is the environment variable ``XACT_NUM_THREADS``
   (read at every call; ``1`` switches threading off), else the number of
-  cores this process may run on (asked once, and again in a forked child).
+  cores this process may run on (asked once, and again in a forked child:
+  a process that narrows its own affinity later, ``os.sched_setaffinity``,
+  sets ``XACT_NUM_THREADS`` to match).
 * Only calls from the main thread are split. A call from another thread is
   already part of someone's parallel work (a Dask worker, a thread pool), and
   splitting it again would only oversubscribe the cores.
@@ -53,11 +55,11 @@ CHUNK_ELEMENTS = 1 << 16
 """:func:`share` hands out chunks of about this many elements."""
 
 MIN_CHUNK_ROWS = 4
-"""Rows longer than :data:`CHUNK_ELEMENTS` still go four to a chunk (while
-that leaves two chunks a thread): the C kernel's row loops prefetch the
-next row of their chunk, which the last row of a chunk cannot. On AMD Zen 4
-(2 threads), a float32 softmax of 64x50257 took 4 to 6% less time in
-chunks of 4 rows than of 1."""
+"""Rows longer than a quarter of :data:`CHUNK_ELEMENTS` still go four to a
+chunk (while that leaves two chunks a thread): the C kernel's row loops
+prefetch the next row of their chunk, which the last row of a chunk
+cannot. On AMD Zen 4 (2 threads), a float32 softmax of 64x50257 took 4 to
+6% less time in chunks of 4 rows than of 1."""
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0

@@ -12,8 +12,9 @@ axis, the same values come from far fewer passes:
   by address, into a new tensor, each call checked once, ahead of the
   general route); the others the NumPy fast path on a
   zero-copy view of their memory (:func:`_via_numpy`). Large contiguous
-  tensors reduced along their last axis take :func:`_at` too, their rows
-  split over the C kernel's threads.
+  tensors reduced along their last axis take :func:`_small` (or, with an
+  axis that is not an int, :func:`_at`) too, their rows split over the C
+  kernel's threads.
 * **float32** runs torch's own fused kernels *in float64*
   (``torch.softmax(x, dim, dtype=torch.float64)`` and friends) and rounds
   once. The difference of two float32 numbers within the cut-off is exact
@@ -143,8 +144,9 @@ def _follow_numpy_hugepages() -> None:
     ck = _numpy._ck
     core = getattr(np, "_core", None) or getattr(np, "core", None)
     get = getattr(getattr(core, "multiarray", None), "_get_madvise_hugepage", None)
-    if ck is not None and get is not None:
-        ck.hugepages(bool(get()))
+    switch = getattr(ck, "hugepages", None)  # (None in a build older than the source)
+    if switch is not None and get is not None:
+        switch(bool(get()))
 
 
 _CPU: Any = None
@@ -331,8 +333,9 @@ def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
     a large torch operation). Above :data:`SMALL` elements its rows are
     split over the kernel's OpenMP threads, as :func:`_at` splits them.
     NotImplemented for anything else (rows longer than
-    :data:`._numpy.MAX_ROW`, a forked child without OpenMP), and where a
-    row has no finite maximum: the general route then runs."""
+    :data:`._numpy.MAX_ROW`, a forked child without OpenMP), and
+    :data:`_TRIED` where a row has no finite maximum: the general route
+    then runs."""
     ck = _numpy._ck
     if ck is None or type(axis) is not int:
         return NotImplemented
@@ -367,8 +370,13 @@ def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
         shape = x.shape[:-1]
         out = x.new_empty((*shape, 1) if keepdims else shape)
     if ck.rows_at(ptr, n * isz, size // n, n, out.data_ptr(), mode, isz == 8, threads, chunk):
-        return NotImplemented
+        return _TRIED
     return out
+
+
+_TRIED = object()
+"""What :func:`_small` returns where the kernel ran and found a row without
+a finite maximum: the general route then runs, without :func:`_at`."""
 
 
 def _via_numpy(func: str, x: Any, target: Any = None, **kw: Any) -> Any:
@@ -601,7 +609,10 @@ def _via_c(func: str, x: Any, dim: int) -> Any:
     return out2.reshape(xt.shape).movedim(-1, dim)
 
 
-def _reduction(func: str, x: Any, axis: Any) -> Any:
+def _reduction(func: str, x: Any, axis: Any, tried: bool = False) -> Any:
+    """The general route; ``tried``: :func:`_small` ran the kernel on these
+    rows and found one without a finite maximum, which :func:`_at` would
+    find again (a whole pass over a large tensor), so it is skipped."""
     if not _plain(x):
         return NotImplemented
     dim = _dim(x, axis)
@@ -609,7 +620,7 @@ def _reduction(func: str, x: Any, axis: Any) -> Any:
         return NotImplemented
     if not _needs_grad(x):
         if func != "logsumexp":
-            r = _at(func, x, dim)
+            r = NotImplemented if tried else _at(func, x, dim)
             if r is not NotImplemented:
                 return r
             r = _via_numpy(func, x, axis=axis, where=None, temperature=1)
@@ -630,15 +641,20 @@ def _reduction(func: str, x: Any, axis: Any) -> Any:
 def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, where: Any) -> Any:
     if b is not None or where is not None or return_sign:
         return NotImplemented
-    if (r := _small(x, axis, 0, keepdims)) is not NotImplemented:
+    if (r := _small(x, axis, 0, keepdims)) is not NotImplemented and r is not _TRIED:
         return r
+    tried = r is _TRIED  # (then _at would find the same rows: see _reduction)
     if not _plain(x):
         return NotImplemented
     if axis is None:
         r = _at("logsumexp", x, None, (1,) * x.ndim if keepdims else ())
     elif (dim := _dim(x, axis)) is not None:
         shape = x.shape[:dim]
-        r = _at("logsumexp", x, dim, (*shape, 1) if keepdims else shape)
+        r = (
+            NotImplemented
+            if tried
+            else _at("logsumexp", x, dim, (*shape, 1) if keepdims else shape)
+        )
     else:
         return NotImplemented
     if r is not NotImplemented:
@@ -657,24 +673,28 @@ def logsumexp(x: Any, *, axis: Any, keepdims: bool, b: Any, return_sign: bool, w
     return out.squeeze(_dim(x, axis))
 
 
-def _normalise(func: str, x: Any, axis: Any, where: Any, temperature: Any) -> Any:
+def _normalise(
+    func: str, x: Any, axis: Any, where: Any, temperature: Any, tried: bool = False
+) -> Any:
     if where is not None or type(temperature) not in (int, float) or temperature != 1:
         return NotImplemented
-    return _reduction(func, x, axis)
+    return _reduction(func, x, axis, tried)
 
 
 def softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
     plain = where is None and temperature == 1 and type(temperature) in (int, float)
-    if plain and (r := _small(x, axis, 1)) is not NotImplemented:
+    r = _small(x, axis, 1) if plain else NotImplemented
+    if r is not NotImplemented and r is not _TRIED:
         return r
-    return _normalise("softmax", x, axis, where, temperature)
+    return _normalise("softmax", x, axis, where, temperature, r is _TRIED)
 
 
 def log_softmax(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
     plain = where is None and temperature == 1 and type(temperature) in (int, float)
-    if plain and (r := _small(x, axis, 2)) is not NotImplemented:
+    r = _small(x, axis, 2) if plain else NotImplemented
+    if r is not NotImplemented and r is not _TRIED:
         return r
-    return _normalise("log_softmax", x, axis, where, temperature)
+    return _normalise("log_softmax", x, axis, where, temperature, r is _TRIED)
 
 
 def softmin(x: Any, *, axis: Any, where: Any, temperature: Any) -> Any:
