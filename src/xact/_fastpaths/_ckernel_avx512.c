@@ -209,6 +209,12 @@ I512 __m512 load_tail(const float *x, Py_ssize_t j, Py_ssize_t n, double m, __mm
     return _mm512_mask_loadu_ps(_mm512_set1_ps((float)m), k, x + j);
 }
 
+/* max(x - m, -700) of the 8 floats at p, as doubles */
+I512 __m512d shift8d(const float *p, __m512d vm, __m512d floor_)
+{
+    return _mm512_max_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(p)), vm), floor_);
+}
+
 T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w, const float *next)
 {
     const Tab T = tab_load();
@@ -216,10 +222,26 @@ T512 double xact_f32_exps(const float *x, Py_ssize_t n, double m, double *w, con
     __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
     Py_ssize_t j = 0;
     __m512d sa, sb;
+    /* 32 floats a step (more work in flight; each accumulator adds the same
+     * terms in the same order as 16 a step: the same bits) */
+    for (; j + 32 <= n; j += 32) {
+        fetch(next, j);
+        fetch(next, j + 16);
+        __m512d s0 = shift8d(x + j, vm, floor_), s1 = shift8d(x + j + 8, vm, floor_);
+        __m512d s2 = shift8d(x + j + 16, vm, floor_), s3 = shift8d(x + j + 24, vm, floor_);
+        __m512d t0 = exp8_short(s0, T), t1 = exp8_short(s1, T);
+        __m512d t2 = exp8_short(s2, T), t3 = exp8_short(s3, T);
+        _mm512_storeu_pd(w + j, t0);
+        _mm512_storeu_pd(w + j + 8, t1);
+        _mm512_storeu_pd(w + j + 16, t2);
+        _mm512_storeu_pd(w + j + 24, t3);
+        acc0 = _mm512_add_pd(_mm512_add_pd(acc0, t0), t2);
+        acc1 = _mm512_add_pd(_mm512_add_pd(acc1, t1), t3);
+    }
     for (; j + 16 <= n; j += 16) {
         fetch(next, j);
-        sa = _mm512_max_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + j)), vm), floor_);
-        sb = _mm512_max_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + j + 8)), vm), floor_);
+        sa = shift8d(x + j, vm, floor_);
+        sb = shift8d(x + j + 8, vm, floor_);
         __m512d ta = exp8_short(sa, T), tb = exp8_short(sb, T);
         _mm512_storeu_pd(w + j, ta);
         _mm512_storeu_pd(w + j + 8, tb);
