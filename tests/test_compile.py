@@ -64,3 +64,25 @@ def test_fullgraph_inductor(name):
     f = CALLS[name]
     x, w = _inputs()
     _same(torch.compile(f, fullgraph=True)(x, w), f(x, w), ulps=2)
+
+
+def test_first_torch_call_under_compile_in_a_fresh_process():
+    """The torch fast path's first call in a process (its one-time set-up)
+    may come inside ``torch.compile``: then Dynamo traces the set-up too.
+    In a fresh interpreter, where nothing has called it before, a compiled
+    sigmoid and softmax must capture as one graph (found: reading NumPy's
+    huge-page switch there was a C function Dynamo cannot trace)."""
+    import subprocess
+    import sys
+
+    script = """
+import torch, xact
+f = torch.compile(lambda x: xact.sigmoid(x) + xact.softmax(x, axis=-1),
+                  fullgraph=True, backend="eager")
+x = torch.linspace(-3.0, 3.0, 12, dtype=torch.float64).reshape(3, 4)
+assert torch.equal(f(x), xact.sigmoid(x) + xact.softmax(x, axis=-1))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

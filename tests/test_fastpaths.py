@@ -2155,8 +2155,8 @@ def test_torch_large_outputs_are_advised_huge_pages():
     """The C kernel's outputs of 4 MiB or more in torch tensors are advised
     MADV_HUGEPAGE (as NumPy advises its arrays: on a fresh 128 MiB output
     their page faults cost more than the arithmetic), with the values of
-    the generic code; the switch ``_ckernel.hugepages`` (which the torch
-    path sets from NumPy's) turns that off, and smaller outputs are never
+    the generic code; the switch ``_ckernel.hugepages`` (which the fast
+    paths set from NumPy's when they load) turns that off, and smaller outputs are never
     advised. (The switch is checked on fresh mappings of our own: a torch
     output may sit where a NumPy array, advised by NumPy, was before.)"""
     import mmap
@@ -2170,11 +2170,19 @@ def test_torch_large_outputs_are_advised_huge_pages():
         pytest.skip("no transparent huge pages here (not Linux, or not built in)")
     if "[never]" in thp:
         pytest.skip("transparent huge pages are switched off on this machine")
-    from xact._fastpaths import _torch as ft
-
-    ft._modules()
+    # The switch follows NumPy's, read when the fast paths load.
     core = getattr(np, "_core", None) or np.core
-    assert ck.hugepages() == bool(core.multiarray._get_madvise_hugepage())
+    numpy_on = core.multiarray._get_madvise_hugepage()
+    assert ck.hugepages() == bool(numpy_on)
+    prev = ck.hugepages()
+    try:
+        for on in (False, True):
+            core.multiarray._set_madvise_hugepage(on)
+            fnp._follow_numpy_hugepages()
+            assert ck.hugepages() is on
+    finally:
+        core.multiarray._set_madvise_hugepage(numpy_on)
+        ck.hugepages(prev)
     xn = _random((1152, 8192), "float32")  # 36 MiB
     x = torch.tensor(xn)
     y = x.double()

@@ -64,6 +64,23 @@ except ImportError:  # pragma: no cover - a build without a compiler
     _ck = None
 
 
+def _follow_numpy_hugepages() -> None:
+    """The C kernel advises the large outputs it writes into torch tensors
+    MADV_HUGEPAGE (``_ckernel.hugepages``) where NumPy advises its own
+    arrays, per NumPy's switch (off on Linux kernels older than 4.6, or
+    with ``NUMPY_MADVISE_HUGEPAGE=0``). Read once, here, at import: not on
+    the first torch call, which ``torch.compile`` may be tracing (it cannot
+    trace NumPy's C function)."""
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    get = getattr(getattr(core, "multiarray", None), "_get_madvise_hugepage", None)
+    switch = getattr(_ck, "hugepages", None)  # (None in a build older than the source)
+    if switch is not None and get is not None:
+        switch(bool(get()))
+
+
+_follow_numpy_hugepages()
+
+
 def c_kernel_built() -> bool:
     """Whether the C kernel (``_ckernel.c``) is there to run (the tests
     switch it off by setting ``_ck`` to None)."""

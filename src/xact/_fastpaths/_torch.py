@@ -132,21 +132,7 @@ def _modules() -> tuple[Any, Any, Any]:
         forward_ad.unpack_dual,
     )
     _MODULES = (torch, forward_ad, F)
-    _follow_numpy_hugepages()
     return _MODULES
-
-
-def _follow_numpy_hugepages() -> None:
-    """The C kernel advises the large outputs it writes into torch tensors
-    MADV_HUGEPAGE (``_ckernel.hugepages``) where NumPy advises its own
-    arrays, per NumPy's switch (off on Linux kernels older than 4.6, or
-    with ``NUMPY_MADVISE_HUGEPAGE=0``; read here, once)."""
-    ck = _numpy._ck
-    core = getattr(np, "_core", None) or getattr(np, "core", None)
-    get = getattr(getattr(core, "multiarray", None), "_get_madvise_hugepage", None)
-    switch = getattr(ck, "hugepages", None)  # (None in a build older than the source)
-    if switch is not None and get is not None:
-        switch(bool(get()))
 
 
 _CPU: Any = None
@@ -280,7 +266,7 @@ def _at(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
       over the C kernel's OpenMP threads as :func:`._numpy._c_rows` splits
       them (where it has none, NotImplemented: the NumPy path splits them
       over Python threads). The kernel advises an output of 4 MiB or more
-      ``MADV_HUGEPAGE`` before it writes it (:func:`_follow_numpy_hugepages`),
+      ``MADV_HUGEPAGE`` before it writes it (:func:`._numpy._follow_numpy_hugepages`),
       as it does for sigmoid's: on a fresh 128 MiB output the page faults
       of 4 KiB pages cost more than the arithmetic.
 
