@@ -288,23 +288,35 @@ def _at(func: str, x: Any, dim: int | None, lse_shape: Any = None) -> Any:
         return NotImplemented
     size = x.numel()
     n = size if dim is None else x.shape[-1]
-    rows = size // n
-    threads, chunk = 1, 1
+    mode = _numpy.C_MODES[func]
+    out = _rows_into(ck, torch, x, x.data_ptr(), isz, size, n, mode, lse_shape)
+    return NotImplemented if out is _TRIED else out
+
+
+def _rows_into(
+    ck: Any, torch: Any, x: Any, ptr: int, isz: int, size: int, n: int, mode: int, lse_shape: Any
+) -> Any:
+    """The C kernel's rows of n (``mode``: ``_numpy.C_MODES``) of the
+    checked, contiguous tensor ``x`` (``size`` elements at ``ptr``) into a
+    new tensor (for logsumexp, of ``lse_shape``), for :func:`_small` and
+    :func:`_at`: above :data:`SMALL` elements split over the kernel's OpenMP
+    threads. NotImplemented where rows are longer than
+    :data:`._numpy.MAX_ROW` or threads are planned where OpenMP is not (a
+    forked child); :data:`_TRIED` where a row has no finite maximum."""
+    threads = chunk = 1
     if size > SMALL:
-        if n > _numpy.MAX_ROW or not ck.openmp():
+        if n > _numpy.MAX_ROW:
             return NotImplemented
-        threads, chunk = _parallel.plan(rows, n)
+        threads, chunk = _parallel.plan(size // n, n)
+        if threads > 1 and not ck.openmp():
+            return NotImplemented
     # (x is a CPU tensor: new_empty and empty_like make theirs there, with x's
     # dtype; empty_like keeps x's strides, contiguous here. Each is 0.2 to
     # 0.3 µs quicker than torch.empty with a dtype and device, or
     # empty_like with a memory format: a 32x10 call is 5 µs.)
-    if func == "logsumexp":
-        out = x.new_empty(lse_shape)
-    else:
-        out = torch.empty_like(x)
-    mode = _numpy.C_MODES[func]
-    if ck.rows_at(x.data_ptr(), n * isz, rows, n, out.data_ptr(), mode, f64, threads, chunk):
-        return NotImplemented
+    out = torch.empty_like(x) if mode else x.new_empty(lse_shape)
+    if ck.rows_at(ptr, n * isz, size // n, n, out.data_ptr(), mode, isz == 8, threads, chunk):
+        return _TRIED
     return out
 
 
@@ -343,21 +355,8 @@ def _small(x: Any, axis: Any, mode: int, keepdims: bool = False) -> Any:
     if ptr % isz:  # (the kernel reads whole floats)
         return NotImplemented
     n = x.shape[-1]
-    threads = chunk = 1
-    if size > SMALL:
-        if n > _numpy.MAX_ROW:
-            return NotImplemented
-        threads, chunk = _parallel.plan(size // n, n)
-        if threads > 1 and not ck.openmp():
-            return NotImplemented
-    if mode:
-        out = torch.empty_like(x)  # (contiguous, on the CPU: see _at)
-    else:
-        shape = x.shape[:-1]
-        out = x.new_empty((*shape, 1) if keepdims else shape)
-    if ck.rows_at(ptr, n * isz, size // n, n, out.data_ptr(), mode, isz == 8, threads, chunk):
-        return _TRIED
-    return out
+    shape = None if mode else (*x.shape[:-1], 1) if keepdims else x.shape[:-1]
+    return _rows_into(ck, torch, x, ptr, isz, size, n, mode, shape)
 
 
 _TRIED = object()
