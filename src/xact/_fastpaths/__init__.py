@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LARGEST_MAX", "disabled", "enabled", "fastpath", "plain_cross_entropy"]
+__all__ = ["LARGEST_MAX", "disabled", "enabled", "env_lookup", "fastpath", "plain_cross_entropy"]
 
 LARGEST_MAX = 1.7e308
 """Fast paths compute the rows whose maximum ``m`` has ``|m|`` below this;
@@ -47,20 +47,32 @@ _DISABLED_DEPTH = 0
 _ENV = "XACT_DISABLE_FASTPATHS"
 
 
-def _env_reader() -> tuple[Any, Any, Any, frozenset[Any]]:
-    """``(environ, data, key, on)``: ``data.get(key)`` reads the variable,
-    and fast paths are on where it returns one of ``on``. On CPython that is
-    one lookup in ``os.environ``'s own dict, with the key encoded once:
-    ``os.environ.get`` encodes the key at every call, a microsecond, as much
-    as the whole of a small call's dispatch. (The dict is the one
-    ``os.environ[...] = ...`` updates.)"""
+def env_lookup(name: str) -> tuple[Any, Any, Any]:
+    """``(environ, data, key)``: ``data.get(key)`` is the raw value of the
+    environment variable ``name`` (None where unset), in one lookup in
+    ``os.environ``'s own dict on CPython, with the key encoded once:
+    ``os.environ.get`` encodes the key at every call and, where the variable
+    is unset, raises and catches a KeyError (1 to 1.3 µs, as much as the
+    whole of a small call's dispatch). The raw value is bytes there
+    (``environ.decodevalue`` makes it a str), and a str where ``data`` is
+    ``environ`` itself (other platforms). The dict is the one
+    ``os.environ[...] = ...`` updates; a caller reads this again where
+    ``os.environ`` was replaced (as a test may do)."""
     env = os.environ
     data, encode = getattr(env, "_data", None), getattr(env, "encodekey", None)
-    encode_value = getattr(env, "encodevalue", None)
-    if isinstance(data, dict) and callable(encode) and callable(encode_value):
-        on = frozenset((None, encode_value(""), encode_value("0")))
-        return env, data, encode(_ENV), on
-    return env, env, _ENV, frozenset((None, "", "0"))
+    values = getattr(env, "encodevalue", None), getattr(env, "decodevalue", None)
+    if isinstance(data, dict) and callable(encode) and all(map(callable, values)):
+        return env, data, encode(name)
+    return env, env, name
+
+
+def _env_reader() -> tuple[Any, Any, Any, frozenset[Any]]:
+    """``(environ, data, key, on)`` (:func:`env_lookup`): fast paths are on
+    where ``data.get(key)`` returns one of ``on``."""
+    env, data, key = env_lookup(_ENV)
+    if data is env:
+        return env, data, key, frozenset((None, "", "0"))
+    return env, data, key, frozenset((None, env.encodevalue(""), env.encodevalue("0")))
 
 
 _READ_ENV = _env_reader()

@@ -31,7 +31,9 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from . import env_lookup
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -81,21 +83,7 @@ def cores() -> int:
     return _CORES
 
 
-def _env_reader() -> tuple[Any, Any, Any]:
-    """``(environ, data, key)``: ``data.get(key)`` reads ``XACT_NUM_THREADS``
-    (None where unset), in one lookup in ``os.environ``'s own dict on
-    CPython, as :func:`xact._fastpaths._env_reader` reads its variable:
-    ``os.environ.get`` encodes the key and, where it is unset, raises and
-    catches a KeyError, 1.3 µs a call."""
-    env = os.environ
-    data, encode = getattr(env, "_data", None), getattr(env, "encodekey", None)
-    decode = getattr(env, "decodevalue", None)
-    if isinstance(data, dict) and callable(encode) and callable(decode):
-        return env, data, encode(_ENV)
-    return env, env, _ENV
-
-
-_READ_ENV = _env_reader()
+_READ_ENV = env_lookup(_ENV)
 
 
 def num_threads() -> int:
@@ -103,7 +91,7 @@ def num_threads() -> int:
     global _READ_ENV
     environ, data, key = _READ_ENV
     if environ is not os.environ:  # (replaced, as a test may do)
-        environ, data, key = _READ_ENV = _env_reader()
+        environ, data, key = _READ_ENV = env_lookup(_ENV)
     raw = data.get(key)
     if raw is None:
         return cores()
